@@ -1,0 +1,1 @@
+"""June: a self-hosted LLM's whole life on Dagster."""

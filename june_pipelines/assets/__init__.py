@@ -1,0 +1,1 @@
+"""Dagster assets, one domain per module: benchmarks, models, engines, conversations."""

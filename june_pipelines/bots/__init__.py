@@ -1,0 +1,1 @@
+"""Chat gateways (Telegram, Discord) and the Dagster bot sensor."""

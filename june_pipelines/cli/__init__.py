@@ -1,0 +1,20 @@
+"""The `june` command line. Each command group lives in its own module and is registered here."""
+
+from __future__ import annotations
+
+import click
+
+from june_pipelines.cli.eval import demo, eval_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """June: run a self-hosted LLM's whole life on Dagster.
+
+    Evaluate models (pass@k on HumanEval/MBPP in sandboxes), build and serve them
+    (TensorRT-LLM, Triton), and talk to them (voice bots).
+    """
+
+
+main.add_command(demo)
+main.add_command(eval_group)

@@ -1,0 +1,14 @@
+"""The Dagster code location. Each domain module exposes its own `defs`; this file only merges them.
+
+Importing this module loads no model and no heavy library (llama_cpp, ctranslate2, docker, ...).
+"""
+
+import dagster as dg
+
+from june_pipelines.assets import benchmarks
+from june_pipelines.resources import default_resources
+
+defs = dg.Definitions.merge(
+    benchmarks.defs,
+    dg.Definitions(resources=default_resources()),
+)

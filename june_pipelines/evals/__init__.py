@@ -1,0 +1,1 @@
+"""Evaluation library: datasets, prompts, scoring, pass@k. No Dagster here."""

@@ -1,0 +1,1 @@
+"""LLM inference backends (embedded llama.cpp, OpenAI-compatible, Triton) and their resources."""

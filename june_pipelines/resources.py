@@ -1,0 +1,41 @@
+"""The resources the code location binds by default, chosen by environment variables.
+
+JUNE_LLM_BACKEND: llama_cpp (default) | openai (JUNE_OPENAI_BASE_URL, JUNE_OPENAI_API_KEY).
+JUNE_SANDBOX: process (default).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+
+from june_pipelines.inference.resources import LlamaCppLLMResource, LLMResource, OpenAICompatLLMResource
+from june_pipelines.sandboxes.resources import ProcessSandboxResource, SandboxResource
+
+
+def llm_resource_from_env() -> LLMResource:
+    backend = os.environ.get("JUNE_LLM_BACKEND", "llama_cpp")
+    if backend == "llama_cpp":
+        return LlamaCppLLMResource()
+    if backend == "openai":
+        return OpenAICompatLLMResource(
+            base_url=dg.EnvVar("JUNE_OPENAI_BASE_URL").get_value() or "http://127.0.0.1:8000/v1",
+            api_key=dg.EnvVar("JUNE_OPENAI_API_KEY") if os.environ.get("JUNE_OPENAI_API_KEY") else None,
+        )
+    raise ValueError(f"JUNE_LLM_BACKEND={backend!r}: expected llama_cpp or openai")
+
+
+def sandbox_resource_from_env() -> SandboxResource:
+    kind = os.environ.get("JUNE_SANDBOX", "process")
+    if kind == "process":
+        return ProcessSandboxResource()
+    raise ValueError(f"JUNE_SANDBOX={kind!r}: expected process")
+
+
+def default_resources() -> dict[str, Any]:
+    return {
+        "llm": llm_resource_from_env(),
+        "sandbox": sandbox_resource_from_env(),
+    }

@@ -1,0 +1,1 @@
+"""Code execution for untrusted programs: the interface, the process and Docker backends."""
