@@ -49,6 +49,7 @@ class Verdict:
     status: Status
     detail: str = ""
     duration_s: float = 0.0
+    output: str = ""  # the program's stdout and stderr, capped at Limits.max_output_bytes
 
     @property
     def passed(self) -> bool:

@@ -1,0 +1,262 @@
+"""Host side of a pool of fork-servers, shared by the process and Docker backends.
+
+A backend only says how to start one fork-server and get a byte channel to it (`_spawn`); this
+module sends programs, checks markers, enforces a host-side watchdog, and replaces broken workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from importlib import resources as importlib_resources
+
+from june_pipelines.sandboxes.base import Limits, Program, SandboxBackend, SandboxInfo, Status, Verdict, VerdictCallback
+
+# How long past the program's own timeout the host waits for the fork-server before declaring it
+# broken. The server enforces the real timeout; this only catches a wedged or dead server.
+WATCHDOG_GRACE_S = 5.0
+
+
+class WorkerBroken(Exception):
+    """The fork-server stopped answering, died, or sent something that is not the protocol."""
+
+
+def forkserver_source() -> bytes:
+    return importlib_resources.files("june_pipelines.sandboxes").joinpath("forkserver.py").read_bytes()
+
+
+def bootstrap_payload(config: dict) -> bytes:
+    """What a fresh `python -c BOOTSTRAP` reads on stdin: the server source, then its config."""
+    src = forkserver_source()
+    return f"{len(src)}\n".encode() + src + (json.dumps(config) + "\n").encode()
+
+
+class Channel:
+    """A line-oriented byte channel to one fork-server."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    @abstractmethod
+    def send(self, data: bytes) -> None: ...
+
+    @abstractmethod
+    def _recv(self, timeout: float) -> bytes | None:
+        """Return some bytes, b"" at EOF, or None when nothing arrived within `timeout`."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Stop the fork-server and everything it started. Idempotent."""
+
+    def read_line(self, deadline: float, limit: int = 64 * 1024 * 1024) -> bytes:
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line = bytes(self._buf[:nl])
+                del self._buf[: nl + 1]
+                return line
+            if len(self._buf) > limit:
+                raise WorkerBroken("answer too long")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WorkerBroken("fork-server did not answer in time")
+            chunk = self._recv(remaining)
+            if chunk is None:
+                continue
+            if not chunk:
+                raise WorkerBroken("fork-server exited")
+            self._buf.extend(chunk)
+
+    def read_json(self, deadline: float) -> dict:
+        line = self.read_line(deadline)
+        try:
+            obj = json.loads(line)
+        except ValueError as exc:
+            raise WorkerBroken(f"garbled answer from fork-server: {exc}") from None
+        if not isinstance(obj, dict):
+            raise WorkerBroken("garbled answer from fork-server")
+        return obj
+
+
+class ForkServerPool(SandboxBackend):
+    """A pool of fork-servers; `run` fans programs out over them, one program per server at a time."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._channels: list[Channel | None] = [None] * self.workers
+        self._ready: list[dict] = [{} for _ in range(self.workers)]
+        self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        self.warmup_s: float | None = None
+        self.restarts = 0
+
+    # -- what a backend provides ----------------------------------------------------------------
+
+    @abstractmethod
+    def _spawn(self, slot: int) -> tuple[Channel, dict]:
+        """Start fork-server `slot`; return its channel and its ready message."""
+
+    def _on_broken(self, slot: int, channel: Channel) -> None:
+        """Called after a broken worker was killed (backends clean up extra state here)."""
+
+    # -- pool management --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every worker now (in parallel) instead of on first use; records `warmup_s`."""
+        with self._lock:
+            if self._started:
+                return
+            if self._closed:
+                raise RuntimeError("sandbox is closed")
+            t0 = time.monotonic()
+            self._prepare()
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                results = list(pool.map(self._spawn, range(self.workers)))
+            for slot, (channel, ready) in enumerate(results):
+                self._channels[slot] = channel
+                self._ready[slot] = ready
+            self.warmup_s = time.monotonic() - t0
+            self._started = True
+
+    def _prepare(self) -> None:
+        """One-time set-up before the first spawn (detect features, clean leftovers)."""
+
+    def _channel(self, slot: int) -> Channel:
+        channel = self._channels[slot]
+        if channel is None:
+            channel, ready = self._spawn(slot)
+            self._channels[slot] = channel
+            self._ready[slot] = ready
+        return channel
+
+    def _break(self, slot: int) -> None:
+        channel = self._channels[slot]
+        self._channels[slot] = None
+        if channel is not None:
+            channel.kill()
+            self._on_broken(slot, channel)
+        self.restarts += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for slot, channel in enumerate(self._channels):
+                if channel is not None:
+                    channel.kill()
+                    self._channels[slot] = None
+            self._after_close()
+
+    def _after_close(self) -> None:
+        """Backends release what `_prepare` set up."""
+
+    # -- running programs --------------------------------------------------------------------------
+
+    def run(
+        self,
+        programs: Sequence[Program],
+        limits: Limits = Limits(),
+        on_verdict: VerdictCallback | None = None,
+    ) -> list[Verdict]:
+        with self._run_lock:
+            return self._run(programs, limits, on_verdict)
+
+    def _run(self, programs: Sequence[Program], limits: Limits, on_verdict: VerdictCallback | None) -> list[Verdict]:
+        self.start()
+        verdicts: list[Verdict | None] = [None] * len(programs)
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in range(len(programs)):
+            todo.put(i)
+        callback_lock = threading.Lock()
+
+        def work(slot: int) -> None:
+            while True:
+                try:
+                    i = todo.get_nowait()
+                except queue.Empty:
+                    return
+                verdict = self._execute(slot, programs[i], limits)
+                verdicts[i] = verdict
+                if on_verdict is not None:
+                    with callback_lock:
+                        on_verdict(verdict)
+
+        n = min(self.workers, len(programs))
+        if n == 1:
+            work(0)
+        elif n > 1:
+            with ThreadPoolExecutor(max_workers=n) as pool:
+                for future in [pool.submit(work, slot) for slot in range(n)]:
+                    future.result()
+        return [v for v in verdicts if v is not None]
+
+    def _execute(self, slot: int, program: Program, limits: Limits) -> Verdict:
+        marker = secrets.token_hex(16)
+        seq = secrets.token_hex(8)
+        request = {
+            "seq": seq,
+            "marker": marker,
+            "solution": program.solution,
+            "test": program.test,
+            "limits": asdict(limits),
+        }
+        start = time.monotonic()
+        try:
+            channel = self._channel(slot)
+        except Exception as exc:  # the worker could not even start: an infrastructure error
+            return Verdict(program.id, Status.ERROR, f"sandbox worker failed to start: {exc}", 0.0)
+        deadline = start + limits.timeout_s + WATCHDOG_GRACE_S
+        try:
+            channel.send((json.dumps(request) + "\n").encode())
+            while True:
+                answer = channel.read_json(deadline)
+                if answer.get("seq") == seq:
+                    break  # anything else is stale or forged: skip it
+        except (WorkerBroken, OSError) as exc:
+            self._break(slot)
+            return Verdict(program.id, Status.ERROR, f"sandbox worker died ({exc})", time.monotonic() - start)
+        return self._verdict(program, answer, marker)
+
+    @staticmethod
+    def _verdict(program: Program, answer: dict, marker: str) -> Verdict:
+        duration = float(answer.get("duration_s") or 0.0)
+        output = str(answer.get("output") or "")
+        status = answer.get("status")
+        if status == Status.PASSED.value:
+            if answer.get("marker") != marker:
+                return Verdict(program.id, Status.FAILED, "forged pass (wrong marker)", duration, output)
+            return Verdict(program.id, Status.PASSED, "", duration, output)
+        if status == Status.TIMED_OUT.value:
+            return Verdict(program.id, Status.TIMED_OUT, "timed out", duration, output)
+        if status == Status.FAILED.value:
+            return Verdict(program.id, Status.FAILED, str(answer.get("detail", "")), duration, output)
+        return Verdict(program.id, Status.ERROR, str(answer.get("detail") or "sandbox error"), duration, output)
+
+    # -- description ------------------------------------------------------------------------------
+
+    def _common_details(self) -> dict[str, str]:
+        ready = next((r for r in self._ready if r), {})
+        details = {
+            "workers": str(self.workers),
+            "restarts": str(self.restarts),
+        }
+        if self.warmup_s is not None:
+            details["warmup_s"] = f"{self.warmup_s:.3f}"
+        if ready:
+            details["python"] = str(ready.get("python", ""))
+            details["child_uid"] = str(ready.get("child_uid", ""))
+            details["private_mounts"] = ",".join(ready.get("mounts", [])) or "none"
+        return details
+
+
+def new_info(backend: str, details: dict[str, str]) -> SandboxInfo:
+    return SandboxInfo(backend=backend, details=details)

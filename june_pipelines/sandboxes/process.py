@@ -1,0 +1,168 @@
+"""Process backend: fork-servers on the host, isolated with rlimits, namespaces and a throwaway uid.
+
+Each worker is `[unshare ...] python -I -c BOOTSTRAP` started with a minimal environment. Where the
+kernel allows it, `unshare` gives every worker its own network namespace (no network), mount
+namespace (private tmpfs over /tmp, /root, /home, /run, ...) and PID namespace (the fork-server is
+PID 1: programs cannot see or signal host processes, and killing the worker kills all it started).
+As root, children also drop to a per-worker uid (61000 + slot). What was available is detected
+once and reported by `info()`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from june_pipelines.sandboxes.base import SandboxInfo
+from june_pipelines.sandboxes.forkserver import BOOTSTRAP
+from june_pipelines.sandboxes.pool import Channel, ForkServerPool, WorkerBroken, bootstrap_payload
+
+UID_BASE = 61000
+START_TIMEOUT_S = 30.0
+
+
+@functools.lru_cache(maxsize=1)
+def detect_isolation() -> tuple[str, tuple[str, ...]]:
+    """The strongest `unshare` wrapper that works here: (level, argv prefix).
+
+    level: "netns+mntns+pidns", "netns", or "none".
+    """
+    unshare = shutil.which("unshare")
+    if not unshare:
+        return "none", ()
+    user = () if os.geteuid() == 0 else ("-r",)
+    candidates = [
+        ("netns+mntns+pidns", (unshare, *user, "-n", "-m", "-p", "--mount-proc", "--kill-child")),
+        ("netns", (unshare, *user, "-n")),
+    ]
+    for level, prefix in candidates:
+        try:
+            ok = subprocess.run([*prefix, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, timeout=10, env=_minimal_env("/")).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if ok:
+            return level, prefix
+    return "none", ()
+
+
+def _minimal_env(home: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": home}
+
+
+class PipeChannel(Channel):
+    def __init__(self, proc: subprocess.Popen[bytes], uid: int | None) -> None:
+        super().__init__()
+        self.proc = proc
+        self.uid = uid
+        assert proc.stdin is not None and proc.stdout is not None
+        self._in = proc.stdin.fileno()
+        self._out = proc.stdout.fileno()
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._in, view)
+            view = view[n:]
+
+    def _recv(self, timeout: float) -> bytes | None:
+        ready, _, _ = select.select([self._out], [], [], timeout)
+        if not ready:
+            return None
+        return os.read(self._out, 1 << 16)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        if self.uid is not None:
+            # Without a PID namespace, programs that left the session survive the server:
+            # kill everything the worker's dedicated uid still runs.
+            subprocess.run(["kill", "-KILL", "-1"], user=self.uid, group=self.uid, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+
+class ProcessSandbox(ForkServerPool):
+    """Fork-servers on this machine. See the module docstring for the isolation it applies."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None, python: str | None = None, tmp_mb: int = 256) -> None:
+        super().__init__(workers)
+        self.python = python or sys.executable
+        self.tmp_mb = tmp_mb
+        self.isolation, self._prefix = detect_isolation()
+        self._home = tempfile.mkdtemp(prefix="june-sandbox-host-")
+
+    def _spawn(self, slot: int) -> tuple[Channel, dict]:
+        root = os.geteuid() == 0
+        uid = UID_BASE + slot % 1000 if root else None
+        config = {
+            "uid": uid,
+            "private_mounts": "mntns" in self.isolation,
+            "tmp_mb": self.tmp_mb,
+            "host_home": os.path.expanduser("~"),
+            "set_nproc": True,
+            "work_root": "/tmp",
+        }
+        err = open(os.path.join(self._home, f"worker-{slot}.log"), "wb")
+        try:
+            proc = subprocess.Popen(
+                [*self._prefix, self.python, "-I", "-c", BOOTSTRAP],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=_minimal_env(self._home),
+                cwd=self._home,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            err.close()
+        channel = PipeChannel(proc, uid if "pidns" not in self.isolation else None)
+        try:
+            channel.send(bootstrap_payload(config))
+            ready = channel.read_json(time.monotonic() + START_TIMEOUT_S)
+        except (WorkerBroken, OSError) as exc:
+            channel.kill()
+            raise WorkerBroken(f"fork-server {slot} did not start: {exc}: {self._log_tail(slot)}") from None
+        if not ready.get("ready"):
+            channel.kill()
+            raise WorkerBroken(f"fork-server {slot} did not start: {ready!r}")
+        return channel, ready
+
+    def _log_tail(self, slot: int) -> str:
+        try:
+            with open(os.path.join(self._home, f"worker-{slot}.log"), "rb") as f:
+                return f.read()[-2000:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _after_close(self) -> None:
+        shutil.rmtree(self._home, ignore_errors=True)
+
+    def info(self) -> SandboxInfo:
+        details = self._common_details()
+        details["isolation"] = self.isolation
+        details["network"] = "none (unshare -n)" if self.isolation != "none" else "host network (unshare not allowed)"
+        details["interpreter"] = self.python
+        return SandboxInfo(backend=self.name, details=details)
