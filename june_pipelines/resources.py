@@ -28,10 +28,17 @@ def llm_resource_from_env() -> LLMResource:
 
 
 def sandbox_resource_from_env() -> SandboxResource:
-    kind = os.environ.get("JUNE_SANDBOX", "process")
+    """JUNE_SANDBOX: auto (default: Docker when the engine and image are there, else process) | process | docker."""
+    from june_pipelines.sandboxes.resources import AutoSandboxResource, DockerSandboxResource
+
+    kind = os.environ.get("JUNE_SANDBOX", "auto")
+    if kind == "auto":
+        return AutoSandboxResource()
     if kind == "process":
         return ProcessSandboxResource()
-    raise ValueError(f"JUNE_SANDBOX={kind!r}: expected process")
+    if kind == "docker":
+        return DockerSandboxResource()
+    raise ValueError(f"JUNE_SANDBOX={kind!r}: expected auto, process or docker")
 
 
 def default_resources() -> dict[str, Any]:

