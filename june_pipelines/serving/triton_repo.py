@@ -133,6 +133,10 @@ def _ensemble_outputs() -> list[Tensor]:
         Tensor("cum_log_probs", "TYPE_FP32", (-1,)),
         Tensor("output_log_probs", "TYPE_FP32", (-1, -1)),
         Tensor("batch_index", "TYPE_INT32", (1,)),
+        # Generated token count for usage accounting (not in NVIDIA's ensemble; clients may ignore
+        # it). The prompt length cannot be an output too: on a decoupled repository an ensemble's
+        # outputs must all come from the same decoupled branch.
+        Tensor("sequence_length", "TYPE_INT32", (-1,)),
     ]
 
 
@@ -300,7 +304,7 @@ def ensemble_config(s: TritonRepoSettings) -> str:
             },
             {
                 "output_ids": "_TOKENS_BATCH",
-                "sequence_length": "_SEQUENCE_LENGTH",
+                "sequence_length": "sequence_length",
                 "cum_log_probs": "cum_log_probs",
                 "output_log_probs": "output_log_probs",
                 "batch_index": "batch_index",
@@ -308,7 +312,7 @@ def ensemble_config(s: TritonRepoSettings) -> str:
         ),
         Step(
             s.name("postprocessing"),
-            {"TOKENS_BATCH": "_TOKENS_BATCH", "SEQUENCE_LENGTH": "_SEQUENCE_LENGTH"},
+            {"TOKENS_BATCH": "_TOKENS_BATCH", "SEQUENCE_LENGTH": "sequence_length"},
             {"OUTPUT": "text_output"},
         ),
     ]

@@ -1,0 +1,124 @@
+"""Against a real tritonserver (the CPU build in the nvidia-pytriton wheel): a generated repository
+whose GPU model is replaced by a python-backend model with the same tensors that runs the bundled
+SmolLM2 GGUF. Load/unload, readiness, index, unary and streaming generation over gRPC and HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from june_pipelines.inference.base import ChatMessage, SamplingParams
+from june_pipelines.inference.triton import TritonLLMClient
+from june_pipelines.registry import get_model
+from june_pipelines.serving.triton_deploy import DeployError, TritonRepositoryClient
+from june_pipelines.serving.triton_local import LocalTritonError, LocalTritonServer, find_pytriton
+from june_pipelines.serving.triton_repo import TritonRepoSettings, generate, validate_repository
+
+FAKE_TRTLLM = Path(__file__).parent / "fake_models" / "tensorrt_llm_gguf.py"
+PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def _pytriton_or_skip() -> None:
+    try:
+        find_pytriton()
+    except LocalTritonError as exc:
+        pytest.skip(f"no CPU tritonserver: {exc}")
+
+
+def build_test_repository(root: Path, prefix: str, decoupled: bool) -> TritonRepoSettings:
+    """Generate the real repository, then swap the GPU-only tensorrt_llm model for the GGUF stand-in."""
+    gguf = get_model("smollm2").gguf_path()
+    settings = TritonRepoSettings(name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4)
+    generate(root, settings, tokenizer_source=gguf.parent)
+    version = root / settings.name("tensorrt_llm") / "1"
+    shutil.copy(FAKE_TRTLLM, version / "model.py")
+    (version / "fake_engine.json").write_text(json.dumps({"gguf": str(gguf)}))
+    return settings
+
+
+@pytest.fixture(scope="module")
+def triton(tmp_path_factory):
+    _pytriton_or_skip()
+    root = tmp_path_factory.mktemp("repo")
+    build_test_repository(root, "smol-", decoupled=True)
+    build_test_repository(root, "smolu-", decoupled=False)
+    server = LocalTritonServer(root)
+    try:
+        server.start()
+    except LocalTritonError as exc:
+        pytest.skip(f"tritonserver does not start here: {exc}")
+    repo = TritonRepositoryClient(server.http_url)
+    repo.deploy("smol-ensemble")
+    yield server, repo, root
+    server.stop()
+
+
+def test_generated_repository_is_valid(triton):
+    _, _, root = triton
+    assert validate_repository(root) == {}
+    assert not [p for p in root.rglob("config.pbtxt") if "${" in p.read_text()]
+
+
+def test_deploy_reports_readiness_and_index(triton):
+    _, repo, _ = triton
+    state = repo.state("smol-ensemble")
+    assert state.server_ready and state.entry_ready
+    meta = state.metadata()
+    for name in ("smol-ensemble", "smol-preprocessing", "smol-tensorrt_llm", "smol-postprocessing"):
+        assert meta["model_states"][name] == "READY"
+    assert meta["model_states"]["smolu-ensemble"] == "UNLOADED"  # explicit mode: nothing else loaded
+
+
+def test_unary_generation_grpc_and_http_agree(triton):
+    server, _, _ = triton
+    params = SamplingParams(max_tokens=24, temperature=0.0)
+    grpc = TritonLLMClient("smol-ensemble", server.grpc_url, protocol="grpc", decoupled=True)
+    http = TritonLLMClient("smol-ensemble", server.http_url, protocol="http", decoupled=True)
+    a = grpc.complete(PROMPT, params)
+    b = http.complete(PROMPT, params)
+    assert "Paris" in a.text
+    assert a.text == b.text  # greedy: same tokens through both front ends
+    assert 0 < a.completion_tokens <= 24 and a.completion_tokens == b.completion_tokens
+    assert grpc.usage.requests == 1
+
+
+def test_streaming_grpc_and_http_yield_pieces_of_the_same_text(triton):
+    server, _, _ = triton
+    params = SamplingParams(max_tokens=24)
+    grpc = TritonLLMClient("smol-ensemble", server.grpc_url, protocol="grpc")
+    whole = grpc.complete(PROMPT, params).text
+    pieces = list(grpc.stream_complete(PROMPT, params))
+    assert len(pieces) > 3 and "".join(pieces) == whole
+    http_pieces = list(TritonLLMClient("smol-ensemble", server.http_url, protocol="http").stream_complete(PROMPT, params))
+    assert "".join(http_pieces) == whole
+
+
+def test_chat_template_stop_words_and_length(triton):
+    server, _, _ = triton
+    client = TritonLLMClient("smol-ensemble", server.grpc_url, chat_template="chatml")
+    answer = client.chat([ChatMessage("user", "What is the capital of France?")], SamplingParams(max_tokens=24))
+    assert "Paris" in answer.text
+    stopped = client.complete(PROMPT, SamplingParams(max_tokens=24, stop=("Paris",)))
+    assert "Paris" not in stopped.text and stopped.finish_reason == "stop"
+    short = client.complete(PROMPT, SamplingParams(max_tokens=3))
+    assert short.completion_tokens == 3 and short.finish_reason == "length"
+    streamed = "".join(client.stream_chat([ChatMessage("user", "What is the capital of France?")], SamplingParams(max_tokens=24)))
+    assert streamed == answer.text
+
+
+def test_switch_to_non_decoupled_model_and_back(triton):
+    server, repo, _ = triton
+    state = repo.deploy("smolu-ensemble", unload=["smol-ensemble"])
+    states = state.metadata()["model_states"]
+    assert states["smolu-ensemble"] == "READY" and states["smolu-tensorrt_llm"] == "READY"
+    assert states["smol-ensemble"] != "READY" and states["smol-tensorrt_llm"] != "READY"  # dependents unloaded
+    unary = TritonLLMClient("smolu-ensemble", server.grpc_url, decoupled=False)
+    assert "Paris" in unary.complete(PROMPT, SamplingParams(max_tokens=24)).text
+    with pytest.raises(DeployError, match="no-such-model"):
+        repo.load("no-such-model")
+    repo.deploy("smol-ensemble", unload=["smolu-ensemble"])
+    assert repo.model_ready("smol-ensemble") and not repo.model_ready("smolu-ensemble")
