@@ -45,6 +45,7 @@ PRELOAD = (
 RESULT_FD = 3
 MAX_RESULT_BYTES = 64 * 1024
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_DUMPABLE = 4
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -80,9 +81,13 @@ class Server:
             for target in ("/tmp", "/var/tmp", "/dev/shm", "/root", "/home", "/run", cfg.get("host_home") or ""):
                 if target and target not in self.mounts and _mount_tmpfs(libc, target, f"size={size}m,mode=1777"):
                     self.mounts.append(target)
+        self.libc = None
         try:
-            _libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-            self.subreaper = True
+            self.libc = _libc()
+            self.subreaper = self.libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+            # Not dumpable: a program running as our uid cannot ptrace us or read /proc/<server>/mem
+            # (where the current marker lives). Children switch it back on for themselves.
+            self.libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         except Exception:
             self.subreaper = False
         self.uid: int | None = cfg.get("uid")
@@ -329,10 +334,13 @@ class Server:
 
             os.setsid()
             devnull = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(res_w, RESULT_FD) if res_w != RESULT_FD else os.set_inheritable(res_w, True)
             os.dup2(devnull, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
+            if res_w != RESULT_FD:
+                os.dup2(res_w, RESULT_FD)
+            else:
+                os.set_inheritable(res_w, True)
             os.closerange(RESULT_FD + 1, 1 << 16)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD, signal.SIGALRM):
                 signal.signal(sig, signal.SIG_DFL)
@@ -359,6 +367,8 @@ class Server:
                 os.setgroups([])
                 os.setgid(self.gid if self.gid is not None else self.uid)
                 os.setuid(self.uid)
+            if self.libc is not None:  # after setuid, which resets it
+                self.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
             os.chdir(workdir)
             os.environ.clear()
             os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,

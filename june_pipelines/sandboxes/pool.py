@@ -99,6 +99,8 @@ class ForkServerPool(SandboxBackend):
         self._closed = False
         self.warmup_s: float | None = None
         self.restarts = 0
+        self.watchdog_grace_s = WATCHDOG_GRACE_S
+        self.selected_by = ""  # set by the `auto` resource: why this backend was chosen
 
     # -- what a backend provides ----------------------------------------------------------------
 
@@ -214,7 +216,7 @@ class ForkServerPool(SandboxBackend):
             channel = self._channel(slot)
         except Exception as exc:  # the worker could not even start: an infrastructure error
             return Verdict(program.id, Status.ERROR, f"sandbox worker failed to start: {exc}", 0.0)
-        deadline = start + limits.timeout_s + WATCHDOG_GRACE_S
+        deadline = start + limits.timeout_s + self.watchdog_grace_s
         try:
             channel.send((json.dumps(request) + "\n").encode())
             while True:
@@ -249,6 +251,8 @@ class ForkServerPool(SandboxBackend):
             "workers": str(self.workers),
             "restarts": str(self.restarts),
         }
+        if self.selected_by:
+            details["selected_by"] = self.selected_by
         if self.warmup_s is not None:
             details["warmup_s"] = f"{self.warmup_s:.3f}"
         if ready:

@@ -15,10 +15,18 @@ class SandboxResource(dg.ConfigurableResource):
     timeout_s: float = 3.0
     memory_mb: int = 1024
     max_output_bytes: int = 64 * 1024
+    max_processes: int = 16
+    max_file_mb: int = 16
     workers: int = 0  # 0 = one per CPU core
 
     def limits(self) -> Limits:
-        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes)
+        return Limits(
+            timeout_s=self.timeout_s,
+            memory_mb=self.memory_mb,
+            max_output_bytes=self.max_output_bytes,
+            max_processes=self.max_processes,
+            max_file_mb=self.max_file_mb,
+        )
 
     @abstractmethod
     def open(self) -> SandboxBackend: ...
@@ -31,3 +39,62 @@ class ProcessSandboxResource(SandboxResource):
         from june_pipelines.sandboxes.process import ProcessSandbox
 
         return ProcessSandbox(workers=self.workers or None)
+
+
+class DockerSandboxResource(SandboxResource):
+    """A warm pool of locked-down containers (no network, read-only root, no capabilities)."""
+
+    image: str = "june-sandbox:py311"
+    pids_limit: int = 64
+    cpus: float = 1.0
+
+    def open(self) -> SandboxBackend:
+        from june_pipelines.sandboxes.docker import DockerSandbox
+
+        return DockerSandbox(
+            workers=self.workers or None,
+            image=self.image,
+            memory_mb=self.memory_mb,
+            pids_limit=self.pids_limit,
+            cpus=self.cpus,
+        )
+
+
+def docker_available(image: str) -> tuple[bool, str]:
+    """Whether the engine answers and has `image`; the reason when it does not."""
+    try:
+        import docker.errors
+
+        from june_pipelines.sandboxes.image import docker_client
+
+        client = docker_client(timeout=5)
+    except Exception as exc:  # no SDK, no DOCKER_HOST socket, ...
+        return False, f"docker engine not reachable: {type(exc).__name__}"
+    try:
+        client.ping()
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False, f"image {image} not found (run: june sandbox build-image)"
+    except Exception as exc:
+        return False, f"docker engine not reachable: {type(exc).__name__}"
+    finally:
+        client.close()
+    return True, f"docker engine answered and {image} exists"
+
+
+class AutoSandboxResource(DockerSandboxResource):
+    """Docker when the engine answers and the image exists, else the process backend.
+
+    The chosen backend's `info().details["selected_by"]` says which and why.
+    """
+
+    def open(self) -> SandboxBackend:
+        ok, reason = docker_available(self.image)
+        if ok:
+            backend = super().open()
+        else:
+            from june_pipelines.sandboxes.process import ProcessSandbox
+
+            backend = ProcessSandbox(workers=self.workers or None)
+        backend.selected_by = f"auto: {reason}"  # type: ignore[attr-defined]
+        return backend
