@@ -1,0 +1,97 @@
+"""What both gateways share: whitelists, per-chat rate limits, text splitting and escaping."""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import threading
+import time
+from collections import deque
+
+log = logging.getLogger("june.bots")
+
+
+def parse_user_ids(value: str | None) -> frozenset[str] | None:
+    """'123, 456' -> {'123', '456'}; unset or blank -> None (everyone is served)."""
+    if value is None or not value.strip():
+        return None
+    return frozenset(v.strip() for v in value.split(",") if v.strip())
+
+
+def allowed_users_from_env(var: str) -> frozenset[str] | None:
+    users = parse_user_ids(os.environ.get(var))
+    if users is None:
+        log.warning("%s is not set: every user is served", var)
+    else:
+        log.info("%s: serving %d user id(s)", var, len(users))
+    return users
+
+
+class ChatRateLimiter:
+    """At most `max_messages` per `window_s` seconds per chat (sliding window). Thread-safe."""
+
+    def __init__(self, max_messages: int = 6, window_s: float = 60.0, clock=time.monotonic) -> None:  # noqa: ANN001
+        self.max_messages = max_messages
+        self.window_s = window_s
+        self.clock = clock
+        self._seen: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, chat_id: object) -> tuple[bool, float]:
+        """(allowed, seconds to wait when not)."""
+        now = self.clock()
+        with self._lock:
+            q = self._seen.setdefault(str(chat_id), deque())
+            while q and now - q[0] >= self.window_s:
+                q.popleft()
+            if len(q) >= self.max_messages:
+                return False, self.window_s - (now - q[0])
+            q.append(now)
+            return True, 0.0
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split at paragraph, line, sentence or word boundaries into pieces of at most `limit` chars."""
+    text = text.strip()
+    pieces: list[str] = []
+    while len(text) > limit:
+        window = text[:limit]
+        cut = -1
+        for sep in ("\n\n", "\n", ". ", " "):
+            cut = window.rfind(sep)
+            if cut > limit // 2:
+                cut += len(sep) if sep != "\n\n" else 0
+                break
+        if cut <= 0:
+            cut = limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        pieces.append(text)
+    return pieces
+
+
+def split_html(text: str, limit: int = 4096) -> list[str]:
+    """Escape for Telegram's HTML mode (<, >, &) and split so each escaped piece fits `limit`."""
+    out: list[str] = []
+    for piece in split_text(text, limit):
+        escaped = html.escape(piece, quote=False)
+        if len(escaped) <= limit:
+            out.append(escaped)
+            continue
+        # Escaping grew it past the limit: split the raw piece further, never inside an entity.
+        sub_limit = limit
+        while True:
+            sub_limit = int(sub_limit * 0.8)
+            subs = [html.escape(s, quote=False) for s in split_text(piece, sub_limit)]
+            if all(len(s) <= limit for s in subs):
+                out.extend(subs)
+                break
+    return out
+
+
+def visible_length(escaped_html: str) -> int:
+    """Characters Telegram counts after entity parsing."""
+    return len(html.unescape(re.sub(r"<[^>]+>", "", escaped_html)))
