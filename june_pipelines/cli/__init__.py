@@ -19,3 +19,9 @@ def main() -> None:
 main.add_command(demo)
 main.add_command(eval_group)
 main.add_command(ui)
+
+from june_pipelines.cli.bench import bench_group  # noqa: E402
+from june_pipelines.cli.sandbox import sandbox_group  # noqa: E402
+
+main.add_command(sandbox_group)
+main.add_command(bench_group)
