@@ -3,6 +3,10 @@
 The image holds Debian's python3 (3.11 on bookworm) and a non-root `sandbox` user; the fork-server
 is not baked in (the host sends it over the container's stdin), so the image never goes stale.
 Users who can pull use `docker/sandbox/Dockerfile` instead; both give the same interface.
+
+Standard library only (the docker CLI does the import), so `scripts/setup-system.sh` can run it
+with the system python before June's virtualenv exists:
+    python3 june_pipelines/sandboxes/image.py [--tag june-sandbox:py311] [--force]
 """
 
 from __future__ import annotations
@@ -31,13 +35,10 @@ def docker_client(timeout: int = 60):  # type: ignore[no-untyped-def]
 
 
 def image_exists(tag: str = DEFAULT_IMAGE) -> bool:
-    import docker.errors
-
-    try:
-        docker_client(timeout=10).images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    return True
+    """Whether the engine (DOCKER_HOST honoured) has `tag`."""
+    result = subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}}", tag],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return result.returncode == 0
 
 
 def _add_user(root: Path) -> None:
@@ -76,26 +77,43 @@ def build_image(
         archive = Path(tmp) / "rootfs.tar"
         log(f"$ tar -C {root} -cf {archive} .")
         subprocess.run(["tar", "--numeric-owner", "-C", str(root), "-cf", str(archive), "."], check=True)
-        repository, _, version = tag.partition(":")
         log(f"importing {archive.stat().st_size // 2**20} MiB as {tag}")
-        client = docker_client(timeout=600)
-        client.api.import_image_from_file(
-            str(archive),
-            repository=repository,
-            tag=version or "latest",
-            changes=[
-                f"USER {SANDBOX_UID}:{SANDBOX_UID}",
-                "WORKDIR /tmp",
-                "ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8",
-                'CMD ["python3"]',
-            ],
-        )
-        image = client.images.get(tag)
-        log(f"built {tag} ({image.id})")
-        return str(image.id)
+        changes = [
+            f"USER {SANDBOX_UID}:{SANDBOX_UID}",
+            "WORKDIR /tmp",
+            "ENV PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8",
+            'CMD ["python3"]',
+        ]
+        cmd = ["docker", "import"]
+        for change in changes:
+            cmd += ["--change", change]
+        image_id = subprocess.run([*cmd, str(archive), tag], check=True, capture_output=True,
+                                  text=True).stdout.strip()
+        log(f"built {tag} ({image_id})")
+        return image_id
 
 
 def dockerfile_path() -> Path:
     """The Dockerfile for users who can pull python:3.11-slim (docker/sandbox/Dockerfile)."""
     return Path(__file__).resolve().parents[2] / "docker" / "sandbox" / "Dockerfile"
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build June's sandbox image offline (debootstrap + docker import).")
+    parser.add_argument("--tag", default=DEFAULT_IMAGE)
+    parser.add_argument("--suite", default="bookworm")
+    parser.add_argument("--mirror", default=None)
+    parser.add_argument("--force", action="store_true", help="rebuild even if the image exists")
+    args = parser.parse_args(argv)
+    if not args.force and image_exists(args.tag):
+        print(f"{args.tag} exists")
+        return 0
+    build_image(args.tag, args.suite, args.mirror)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
