@@ -244,10 +244,12 @@ class Server:
         finally:
             if pidfd >= 0:
                 os.close(pidfd)
-        self._reap_orphans()
+        clean = self._reap_orphans()
         duration = time.monotonic() - start
         answer = {"seq": req["seq"], "duration_s": round(duration, 6),
                   "output": output.decode("utf-8", "replace")}
+        if not clean:
+            answer["tainted"] = True  # something survived SIGKILL: the host replaces this worker
         if timed_out:
             answer.update(status="timed out", detail="timed out")
         elif seen_marker:
@@ -303,13 +305,17 @@ class Server:
                 kids.append(int(entry))
         return kids
 
-    def _reap_orphans(self) -> None:
-        """Kill and reap whatever the program left behind (daemons re-parented to us)."""
-        for _ in range(1000):
+    def _reap_orphans(self) -> bool:
+        """Kill and reap whatever the program left behind (daemons re-parented to us).
+
+        Returns False when something is still alive after about two seconds.
+        """
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                return True
             if pid:
                 continue
             for kid in self._children():
@@ -319,6 +325,7 @@ class Server:
                     except (ProcessLookupError, PermissionError):
                         pass
             time.sleep(0.001)
+        return False
 
     def _remove(self, path: str) -> None:
         import shutil

@@ -226,6 +226,8 @@ class ForkServerPool(SandboxBackend):
         except (WorkerBroken, OSError) as exc:
             self._break(slot)
             return Verdict(program.id, Status.ERROR, f"sandbox worker died ({exc})", time.monotonic() - start)
+        if answer.get("tainted"):
+            self._break(slot)  # a process outlived the program: start this worker afresh
         return self._verdict(program, answer, marker)
 
     @staticmethod
