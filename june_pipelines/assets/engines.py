@@ -1,0 +1,247 @@
+"""Serving chain: model_weights -> trt_checkpoint -> trt_engine -> triton_model_repository -> triton_deployment.
+
+GPU-heavy steps run in the `gpu` pool (limit in dagster.yaml), after a GPU preflight that fails at
+once, saying what is missing, when there is no NVIDIA GPU or no GPU runtime in Docker. Per-model
+defaults come from the registry's `engine:` / `triton:` entries; run config overrides them.
+"""
+
+
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from june_pipelines.assets.benchmarks import model_partitions
+from june_pipelines.assets.models import GROUP, model_weights
+from june_pipelines.registry import ModelSpec, get_model
+from june_pipelines.serving.resources import ModelStoreResource, TensorRTLLMResource, TritonResource
+
+GPU_POOL = "gpu"
+SERVE_TAGS = {"june/kind": "serving"}
+
+
+def _settings(cls: type, spec: ModelSpec, section: str, config: dg.Config) -> Any:
+    """Registry defaults (`extra[engine|triton][section]`) overlaid with the run config's set fields."""
+    top = "triton" if section == "repository" else "engine"
+    base = dict((spec.extra.get(top) or {}).get(section) or {})
+    base.update(config.model_dump(exclude_none=True))
+    return cls(**base)
+
+
+def _weights_dir(model_store: ModelStoreResource, spec: ModelSpec) -> Path:
+    from june_pipelines.serving.weights import MANIFEST_NAME, verify
+
+    root = model_store.path() / spec.id
+    candidates = [root / spec.revision] if spec.revision else []
+    candidates += sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith("."))
+    for path in candidates:
+        if (path / MANIFEST_NAME).is_file():
+            verify(path, full=False)
+            return path
+    raise dg.Failure(f"no verified weights for {spec.id!r} under {root}: materialize model_weights first")
+
+
+def _run(trt: TensorRTLLMResource, spec_fn, local_cmd: list[str], log) -> None:
+    from june_pipelines.serving.trtllm import check_version, run_container, run_local, version_command
+
+    if trt.runner == "docker":
+        from dataclasses import replace
+
+        version_spec = replace(spec_fn(), command=tuple(version_command()), mounts=())
+        check_version(run_container(version_spec, log).strip().splitlines()[-1])
+        run_container(spec_fn(), log)
+    else:
+        import tensorrt_llm  # noqa: F401  (preflight checked it is installed)
+
+        check_version(tensorrt_llm.__version__)
+        run_local(local_cmd, log)
+
+
+class CheckpointConfig(dg.Config):
+    model_family: str | None = Field(default=None, description="examples/models/core/<family> (llama, qwen, ...)")
+    quantization: str | None = Field(default=None, description="none | fp8 | int4_awq | int8_wo")
+    dtype: str | None = None
+    tp_size: int | None = None
+    kv_cache_dtype: str | None = Field(default=None, description="auto | fp8 | int8")
+    calib_size: int | None = None
+    calib_dataset: str | None = Field(default=None, description="Local calibration dataset directory")
+
+
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+def trt_checkpoint(
+    context: dg.AssetExecutionContext, config: CheckpointConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
+) -> dg.MaterializeResult:
+    """HF weights -> TensorRT-LLM checkpoint (conversion, or ModelOpt quantization)."""
+    from june_pipelines.serving import trtllm as T
+
+    report = T.require_gpu(trtllm.runner)  # type: ignore[arg-type]
+    spec = get_model(context.partition_key)
+    settings = _settings(T.CheckpointSettings, spec, "checkpoint", config)
+    weights = _weights_dir(model_store, spec)
+    out = trtllm.checkpoint_dir(spec.id)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = Path(trtllm.examples_dir or "")
+    if not (examples / "quantization").is_dir():
+        raise dg.Failure(f"examples_dir {examples} is not a TensorRT-LLM examples/ folder (see docs/GPU_RUNBOOK.md)")
+    started = time.perf_counter()
+    _run(
+        trtllm,
+        lambda: T.checkpoint_container(settings, trtllm.image, weights, out, examples, trtllm.gpus),
+        T.checkpoint_command(settings, str(weights), str(out), str(examples), settings.calib_dataset or ""),
+        context.log.info,
+    )
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(out)),
+            "convert_time_s": round(time.perf_counter() - started, 1),
+            "size_mib": round(size / 2**20, 1),
+            "settings": dg.MetadataValue.json(T.settings_dict(settings)),
+            "gpus": ", ".join(report.gpus),
+            "driver": report.driver or "",
+        }
+    )
+
+
+class BuildConfig(dg.Config):
+    max_batch_size: int | None = None
+    max_input_len: int | None = None
+    max_seq_len: int | None = None
+    max_num_tokens: int | None = None
+    gemm_plugin: str | None = None
+    kv_cache_type: str | None = Field(default=None, description="paged | continuous | disabled")
+    use_paged_context_fmha: bool | None = None
+    multiple_profiles: bool | None = None
+
+
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_checkpoint], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+def trt_engine(context: dg.AssetExecutionContext, config: BuildConfig, trtllm: TensorRTLLMResource) -> dg.MaterializeResult:
+    """`trtllm-build` of the checkpoint into a TensorRT engine."""
+    from june_pipelines.serving import trtllm as T
+
+    report = T.require_gpu(trtllm.runner)  # type: ignore[arg-type]
+    spec = get_model(context.partition_key)
+    settings = _settings(T.BuildSettings, spec, "build", config)
+    ckpt, out = trtllm.checkpoint_dir(spec.id), trtllm.engine_dir(spec.id)
+    if not (ckpt / "config.json").is_file():
+        raise dg.Failure(f"no TensorRT-LLM checkpoint in {ckpt}: materialize trt_checkpoint first")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    _run(
+        trtllm,
+        lambda: T.build_container(settings, trtllm.image, ckpt, out, trtllm.gpus),
+        T.build_command(settings, str(ckpt), str(out)),
+        context.log.info,
+    )
+    info = T.inspect_engine(out)
+    return dg.MaterializeResult(
+        metadata={
+            **info.metadata(),
+            "engine_dir": dg.MetadataValue.path(str(out)),
+            "build_time_s": round(time.perf_counter() - started, 1),
+            "settings": dg.MetadataValue.json(T.settings_dict(settings)),
+            "gpus": ", ".join(report.gpus),
+            "driver": report.driver or "",
+        }
+    )
+
+
+class RepositoryConfig(dg.Config):
+    layout: str | None = Field(default=None, description="inflight (engine) | llmapi (PyTorch backend)")
+    max_batch_size: int | None = None
+    decoupled: bool | None = Field(default=None, description="Streaming (decoupled) models")
+    kv_cache_free_gpu_mem_fraction: float | None = None
+    enable_kv_cache_reuse: bool | None = None
+    bls: bool | None = None
+    triton_backend: str | None = Field(default=None, description="tensorrtllm | python")
+
+
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_engine, model_weights], kinds={"triton"}, tags=SERVE_TAGS)
+def triton_model_repository(
+    context: dg.AssetExecutionContext, config: RepositoryConfig, model_store: ModelStoreResource, triton: TritonResource
+) -> dg.MaterializeResult:
+    """This model's entries in the Triton repository, every config.pbtxt checked with Triton's schema."""
+    from dataclasses import replace
+
+    from june_pipelines.serving.triton_repo import TritonRepoSettings, generate
+
+    spec = get_model(context.partition_key)
+    settings = _settings(TritonRepoSettings, spec, "repository", config)
+    settings = replace(
+        settings,
+        name_prefix=f"{spec.name_for_server}-",
+        engine_dir=f"{triton.engines_mount}/{spec.id}/engine",
+        hf_model=f"/weights/{spec.id}",
+    )
+    weights = _weights_dir(model_store, spec)
+    repo = generate(triton.repository(), settings, tokenizer_source=weights if settings.layout == "inflight" else None)
+    context.log.info(f"wrote {len(repo.configs)} configs for {spec.id} into {repo.root}")
+    return dg.MaterializeResult(metadata={**repo.metadata(), "path": dg.MetadataValue.path(str(repo.root))})
+
+
+@dg.asset_check(asset=triton_model_repository, blocking=True)
+def repository_configs_parse(triton: TritonResource) -> dg.AssetCheckResult:
+    """Every config.pbtxt in the repository parses as a Triton ModelConfig, with no `${...}` left."""
+    from june_pipelines.serving.triton_repo import validate_repository
+
+    problems = validate_repository(triton.repository())
+    count = len(list(triton.repository().glob("*/config.pbtxt")))
+    return dg.AssetCheckResult(passed=not problems and count > 0, metadata={"configs": count, "problems": dg.MetadataValue.json(problems)})
+
+
+class DeploymentConfig(dg.Config):
+    unload_others: bool = Field(default=True, description="Unload every other ready model (switch models)")
+    unload_first: bool = Field(default=True, description="Free GPU memory before loading the new model")
+
+
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[triton_model_repository], pool=GPU_POOL, kinds={"triton"}, tags=SERVE_TAGS)
+def triton_deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, triton: TritonResource) -> dg.MaterializeResult:
+    """Load this model on the Triton server (explicit model control), unloading others; report the index."""
+    from june_pipelines.serving.triton_deploy import DeployError
+
+    spec = get_model(context.partition_key)
+    api = triton.api()
+    if not api.live():
+        raise dg.Failure(f"Triton at {triton.http_url} is not reachable (start it with --model-control-mode=explicit)")
+    entry = f"{spec.name_for_server}-ensemble"
+    if not (triton.repository() / entry).is_dir():
+        entry = f"{spec.name_for_server}-tensorrt_llm"  # llmapi layout
+    others = [m.name for m in api.index() if m.state == "READY" and not m.name.startswith(f"{spec.name_for_server}-")]
+    try:
+        state = api.deploy(entry, unload=others if config.unload_others else [], unload_first=config.unload_first)
+    except DeployError as exc:
+        raise dg.Failure(str(exc), metadata={"index": dg.MetadataValue.json([m.as_dict() for m in api.index()])}) from exc
+    meta = state.metadata()
+    return dg.MaterializeResult(
+        metadata={
+            "entry_model": entry,
+            "server": triton.http_url,
+            "server_version": meta["server_version"],
+            "ready": state.entry_ready,
+            "model_states": dg.MetadataValue.json(meta["model_states"]),
+            "reasons": dg.MetadataValue.json(meta["reasons"]),
+            "unloaded": dg.MetadataValue.json(others if config.unload_others else []),
+        }
+    )
+
+
+serve_model_job = dg.define_asset_job(
+    "serve_model",
+    selection=dg.AssetSelection.assets(model_weights, trt_checkpoint, trt_engine, triton_model_repository, triton_deployment),
+    tags=SERVE_TAGS,
+    description="Weights -> TensorRT-LLM checkpoint -> engine -> Triton repository -> deployment, for one model.",
+)
+serve_model_llmapi_job = dg.define_asset_job(
+    "serve_model_llmapi",
+    selection=dg.AssetSelection.assets(model_weights, triton_model_repository, triton_deployment),
+    tags=SERVE_TAGS,
+    description="PyTorch-backend path (no engine): weights -> llmapi repository (layout=llmapi) -> deployment.",
+)
+
+defs = dg.Definitions(
+    assets=[trt_checkpoint, trt_engine, triton_model_repository, triton_deployment],
+    asset_checks=[repository_configs_parse],
+    jobs=[serve_model_job, serve_model_llmapi_job],
+)
