@@ -13,6 +13,7 @@ import dagster as dg
 
 from june_pipelines.inference.resources import LlamaCppLLMResource, LLMResource, OpenAICompatLLMResource
 from june_pipelines.sandboxes.resources import ProcessSandboxResource, SandboxResource
+from june_pipelines.voice.resources import STTResource, TTSResource
 
 
 def llm_resource_from_env() -> LLMResource:
@@ -41,8 +42,25 @@ def sandbox_resource_from_env() -> SandboxResource:
     raise ValueError(f"JUNE_SANDBOX={kind!r}: expected auto, process or docker")
 
 
+def serving_resources_from_env() -> dict[str, Any]:
+    """Model store, TensorRT-LLM runner, Triton: JUNE_TRITON_HTTP / JUNE_TRITON_GRPC, JUNE_TRTLLM_RUNNER."""
+    from june_pipelines.inference.triton import TritonLLMResource
+    from june_pipelines.serving.resources import ModelStoreResource, TensorRTLLMResource, TritonResource
+
+    env = os.environ.get
+    return {
+        "model_store": ModelStoreResource(hf_token=dg.EnvVar("HF_TOKEN") if env("HF_TOKEN") else None),
+        "trtllm": TensorRTLLMResource(runner=env("JUNE_TRTLLM_RUNNER", "docker"), examples_dir=env("JUNE_TRTLLM_EXAMPLES")),
+        "triton": TritonResource(http_url=env("JUNE_TRITON_HTTP", "127.0.0.1:8000"), grpc_url=env("JUNE_TRITON_GRPC", "127.0.0.1:8001")),
+        "triton_llm": TritonLLMResource(url=env("JUNE_TRITON_GRPC", "127.0.0.1:8001")),
+    }
+
+
 def default_resources() -> dict[str, Any]:
     return {
         "llm": llm_resource_from_env(),
         "sandbox": sandbox_resource_from_env(),
+        "stt": STTResource(),
+        "tts": TTSResource(),
+        **serving_resources_from_env(),
     }
