@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from june_pipelines.cli.bot import bot_group
 from june_pipelines.cli.eval import demo, eval_group, ui
+from june_pipelines.cli.voice import voice_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,3 +27,5 @@ from june_pipelines.cli.sandbox import sandbox_group  # noqa: E402
 
 main.add_command(sandbox_group)
 main.add_command(bench_group)
+main.add_command(voice_group)
+main.add_command(bot_group)

@@ -102,3 +102,14 @@ class TTSResource(dg.ConfigurableResource):
             return voice
 
         return _cached("tts", tuple(sorted(vars(opts).items())), build)
+
+
+class ConversationMemoryResource(dg.ConfigurableResource):
+    """Per-user conversation memory and the turn log (SQLite). Default: JUNE_HOME/voice/conversations.sqlite."""
+
+    path: str | None = Field(default=None)
+
+    def open(self):  # noqa: ANN201
+        from june_pipelines.agent.memory import ConversationMemory
+
+        return ConversationMemory(self.path)

@@ -1,0 +1,109 @@
+"""The bot sensor (one run request per handed-over message, never twice) and the hand-over path end
+to end: Telegram gateway -> inbox -> sensor -> Dagster run -> reply through the Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import dagster as dg
+import pytest
+import pytest_asyncio
+from fake_telegram_api import TOKEN, FakeBotAPI
+
+from june_pipelines.bots.inbox import Inbox
+from june_pipelines.bots.sensor import InboxResource, bot_sensor, bot_turn_job
+
+
+def hand_over(inbox: Inbox, platform: str, mid: str, text: str = "run code") -> None:
+    inbox.receive(platform, mid, 5, 5, "text", {"message": {"message_id": 1}})
+    assert inbox.claim(platform, mid)
+    assert inbox.hand_over(platform, mid, text)
+
+
+def tick(instance, path, cursor=None):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"inbox": InboxResource(path=str(path))})
+    return bot_sensor(ctx)
+
+
+def test_one_run_request_per_handed_over_message(tmp_path):
+    db = tmp_path / "inbox.sqlite"
+    inbox = Inbox(db)
+    instance = dg.DagsterInstance.ephemeral()
+    assert isinstance(tick(instance, db), dg.SkipReason)
+    hand_over(inbox, "telegram", "5:1")
+    hand_over(inbox, "discord", "77")
+    inbox.receive("telegram", "5:2", 5, 5, "text", {})  # a live turn: not the sensor's business
+    first = tick(instance, db)
+    assert [r.run_key for r in first.run_requests] == ["telegram:5:1", "discord:77"]
+    for r in first.run_requests:
+        assert r.tags["dagster/priority"] == "10"
+        assert r.run_config["ops"]["agentic_turn"]["config"]["message_id"] in ("5:1", "77")
+    again = tick(instance, db, cursor=first.cursor)
+    assert isinstance(again, dg.SkipReason)  # the cursor moved past both
+    hand_over(inbox, "telegram", "5:3")
+    third = tick(instance, db, cursor=first.cursor)
+    assert [r.run_key for r in third.run_requests] == ["telegram:5:3"]
+    assert not inbox.hand_over("telegram", "5:3", "x")  # a message is handed over only once
+
+
+def test_the_llm_step_is_in_the_gpu_pool_and_outranks_evaluations():
+    op = bot_turn_job.graph.node_defs[0]
+    assert op.pool == "gpu"
+    assert bot_turn_job.tags["dagster/priority"] == "10"
+
+
+@pytest_asyncio.fixture
+async def api():
+    server = FakeBotAPI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline, smollm2_client, tmp_path, monkeypatch):
+    from june_pipelines.bots.telegram import HANDOFF_ACK, TelegramConfig, TelegramGateway
+    from june_pipelines.inference.resources import LlamaCppLLMResource
+    from june_pipelines.sandboxes.resources import ProcessSandboxResource
+    from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
+
+    db = tmp_path / "inbox.sqlite"
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", api.base_url)
+    config = TelegramConfig(token=TOKEN, base_url=api.base_url, handoff="dagster", poll_timeout_s=1)
+    gw = TelegramGateway(config, make_pipeline(), Inbox(db))
+    await gw.start()
+    try:
+        await api.send_text_update(111, "Run this python code:\n```python\nprint(sum(range(10)))\n```")
+        await api.wait_for(lambda: api.sent("sendMessage", 111))
+    finally:
+        await gw.stop()
+    assert api.sent("sendMessage", 111)[0].params["text"] == HANDOFF_ACK
+    (item,) = Inbox(db).items()
+    assert item.status == "handed_over"
+
+    instance = dg.DagsterInstance.ephemeral()
+    started = time.perf_counter()
+    (request,) = tick(instance, db).run_requests
+    resources = {
+        "llm": LlamaCppLLMResource(), "sandbox": ProcessSandboxResource(), "tts": TTSResource(),
+        "inbox": InboxResource(path=str(db)), "memory": ConversationMemoryResource(path=str(tmp_path / "m.sqlite")),
+    }
+    result = await asyncio.to_thread(
+        bot_turn_job.execute_in_process, run_config=request.run_config, resources=resources, instance=instance,
+        tags=request.tags,
+    )
+    elapsed = time.perf_counter() - started
+    assert result.success
+    answer = api.sent("sendMessage", 111)[-1].params["text"]
+    assert "45" in answer and "printed" in answer
+    assert len(api.sent("sendMessage", 111)) == 2
+    (item,) = Inbox(db).items()
+    assert item.status == "done" and item.result["decision"] == "agentic"
+    assert elapsed < 60
+    # A second run for the same message does nothing (exactly one run wins the message).
+    again = await asyncio.to_thread(
+        bot_turn_job.execute_in_process, run_config=request.run_config, resources=resources, instance=instance
+    )
+    assert again.success and len(api.sent("sendMessage", 111)) == 2
