@@ -302,7 +302,6 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 evaluation_job = dg.define_asset_job(
     "evaluation",
     selection=dg.AssetSelection.assets(problems, completions, executions, pass_at_k),
-    partitions_def=eval_partitions,
     tags=EVAL_TAGS,
     description="Evaluate one model on one benchmark (a model|benchmark partition).",
 )

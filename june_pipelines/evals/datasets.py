@@ -43,7 +43,8 @@ class Problem:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Problem:
-        return cls(**{**record, "tests_shown": tuple(record.get("tests_shown") or ())})
+        shown = record.get("tests_shown")
+        return cls(**{**record, "tests_shown": tuple(shown) if shown is not None else ()})
 
 
 def load_humaneval(limit: int | None = None) -> list[Problem]:

@@ -59,6 +59,15 @@ def read_journal(path: Path, fingerprint: str) -> dict[tuple[str, int], dict[str
     return done
 
 
+def _end_torn_line(journal: Path) -> None:
+    """A writer killed mid-line leaves no newline; start the next record on a line of its own."""
+    if journal.exists() and journal.stat().st_size:
+        with journal.open("rb+") as handle:
+            handle.seek(-1, 2)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+
 def _generate_one(
     client: LLMClient, problem: Problem, index: int, few_shot: Sequence[Problem], settings: GenerationSettings
 ) -> dict[str, Any]:
@@ -106,6 +115,7 @@ def generate_completions(
     if progress:
         progress(finished, len(wanted))
 
+    _end_torn_line(journal)
     with journal.open("a") as out:
 
         def work(item: tuple[Problem, int]) -> None:

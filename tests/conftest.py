@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated JUNE_HOME per test session, shared data, and the bundled model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("JUNE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+MBPP_JSONL = SHARED_DATA / "mbpp" / "mbpp.jsonl"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_june_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Tests never write into a developer's .june folder."""
+    home = tmp_path_factory.mktemp("june_home")
+    os.environ["JUNE_HOME"] = str(home)
+    os.environ.pop("DAGSTER_HOME", None)
+
+
+@pytest.fixture(scope="session")
+def mbpp_source() -> str:
+    if not MBPP_JSONL.exists():
+        pytest.skip(f"MBPP test data not found at {MBPP_JSONL} (set JUNE_SHARED_DATA)")
+    return str(MBPP_JSONL)
+
+
+@pytest.fixture(scope="session")
+def smollm2_client():
+    """The bundled SmolLM2 GGUF, loaded once for the whole session."""
+    from june_pipelines.inference.resources import LlamaCppLLMResource
+
+    client = LlamaCppLLMResource().client("smollm2")
+    yield client
+    client.close()
