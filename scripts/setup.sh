@@ -18,14 +18,17 @@ if [ "$system" = 1 ]; then
   bash scripts/setup-system.sh
 fi
 
-if ! command -v uv >/dev/null 2>&1; then
-  python3 -m pip install --quiet uv || /usr/bin/python3 -m pip install --quiet --break-system-packages uv
+# uv from PyPI; `python3 -m uv` works even where pip's script folder is not on PATH.
+if command -v uv >/dev/null 2>&1; then
+  uv=(uv)
+else
+  python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+  uv=(python3 -m uv)
 fi
-export PATH="$HOME/.local/bin:$PATH"
 
 # Debian's python3.11 has the shared libpython that Triton's python backend stub links against.
 python=/usr/bin/python3.11
 [ -x "$python" ] || python=python3.11
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-uv sync --locked --all-extras --python "$python"
+"${uv[@]}" sync --locked --all-extras --python "$python"
 echo "June is installed in .venv (run: .venv/bin/june --help)"
