@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from june_pipelines.cli.bot import bot_group
 from june_pipelines.cli.eval import demo, eval_group, ui
+from june_pipelines.progress import BAR_ENV
 from june_pipelines.cli.voice import voice_group
 
 
@@ -16,6 +19,8 @@ def main() -> None:
     Evaluate models (pass@k on HumanEval/MBPP in sandboxes), build and serve them
     (TensorRT-LLM, Triton), and talk to them (voice bots).
     """
+    # Long work draws progress bars on the terminal; runs launched from the UI only log per batch.
+    os.environ.setdefault(BAR_ENV, "1")
 
 
 main.add_command(demo)

@@ -183,7 +183,6 @@ def run_command(
     prompt_style: str | None, ks: str, source: str | None,
 ) -> None:
     """Evaluate MODEL (an id from the model registry) on BENCHMARK through the Dagster job."""
-    os.environ["JUNE_PROGRESS_BAR"] = "1"
     completions = {"n": n, "temperature": temperature, "max_tokens": max_tokens, "prompt_style": prompt_style}
     summary = run_evaluation(model, benchmark, completions, {"limit": limit, "source": source}, _parse_ks(ks))
     _print_summary(summary)
@@ -194,7 +193,6 @@ def run_command(
 def demo(limit: int | None) -> None:
     """The main job on the embedded default: HumanEval pass@1 (greedy, n=1) of the bundled SmolLM2
     model, run through the Dagster evaluation assets, then a result table and where results are."""
-    os.environ["JUNE_PROGRESS_BAR"] = "1"
     completions = {"n": 1, "temperature": 0.0, "max_tokens": 384}
     summary = run_evaluation("smollm2", "humaneval", completions, {"limit": limit}, [1])
     _print_summary(summary)
