@@ -22,6 +22,7 @@ answer line (say, a program that found the server's stdout) cannot claim a pass 
 from __future__ import annotations
 
 import builtins
+import gc
 import json
 import os
 import select
@@ -112,6 +113,11 @@ class Server:
             name: dict(sys.modules[name].__dict__) for name in PRELOAD + ("os", "json") if name in sys.modules
         }
         self.seq_counter = 0
+        import resource  # noqa: F401  (children use it; importing it there costs a dlopen each time)
+        # Move everything allocated so far out of the collector's reach: a child's garbage
+        # collection then does not walk (and copy-on-write) the server's heap.
+        gc.collect()
+        gc.freeze()
 
     # -- host side of the child -------------------------------------------------------------
 
@@ -421,6 +427,12 @@ class Server:
 
         try:
             test_code = _compile(test, "<string>", "exec")
+            # Names the test code refers to (imports included): only those modules are restored
+            # below. Restoring every module would touch, and so copy-on-write, much of the heap.
+            test_names = _code_names(test_code)
+            tops = {name.partition(".")[0] for name in test_names}
+            restore = [name for name in module_dicts if name in test_names]
+            n_pristine = len(pristine_modules)
         except BaseException as exc:
             fail(exc)
         namespace: dict = {}
@@ -434,14 +446,15 @@ class Server:
             _setprofile(None)
             bdict.clear()
             bdict.update(pristine)
-            for name in [n for n in modules if n not in pristine_modules]:
-                del modules[name]
-            for name, saved in module_dicts.items():
+            if len(modules) > n_pristine:  # the solution imported something: the test re-imports it fresh
+                for name in [n for n in modules if n.partition(".")[0] in tops and n not in pristine_modules]:
+                    del modules[name]
+            for name in restore:
                 mod = modules.get(name)
                 if mod is not None:
                     d = mod.__dict__
                     d.clear()
-                    d.update(saved)
+                    d.update(module_dicts[name])
             # The test code sees the solution's names except those shadowing builtins, and its
             # own copy of the pristine builtins.
             test_ns = {k: v for k, v in namespace.items() if _type(k) is _str and k not in pristine}
@@ -457,6 +470,14 @@ class Server:
             _write(RESULT_FD, marker_line)
         finally:
             _exit(0)
+
+
+def _code_names(code) -> set[str]:  # type: ignore[no-untyped-def]
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if type(const) is type(code):
+            names |= _code_names(const)
+    return names
 
 
 def main() -> None:
