@@ -123,10 +123,16 @@ class ForkServerPool(SandboxBackend):
             t0 = time.monotonic()
             self._prepare()
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                results = list(pool.map(self._spawn, range(self.workers)))
-            for slot, (channel, ready) in enumerate(results):
-                self._channels[slot] = channel
-                self._ready[slot] = ready
+                futures = [pool.submit(self._spawn, slot) for slot in range(self.workers)]
+            errors = [f.exception() for f in futures if f.exception() is not None]
+            if errors:  # do not leave the workers that did start running
+                for f in futures:
+                    if f.exception() is None:
+                        f.result()[0].kill()
+                self._after_close()
+                raise errors[0]
+            for slot, future in enumerate(futures):
+                self._channels[slot], self._ready[slot] = future.result()
             self.warmup_s = time.monotonic() - t0
             self._started = True
 

@@ -113,6 +113,9 @@ class ProcessSandbox(ForkServerPool):
         self.isolation, self._prefix = detect_isolation()
         self._home = tempfile.mkdtemp(prefix="june-sandbox-host-")
 
+    def _prepare(self) -> None:
+        os.makedirs(self._home, mode=0o700, exist_ok=True)
+
     def _spawn(self, slot: int) -> tuple[Channel, dict]:
         root = os.geteuid() == 0
         uid = UID_BASE + slot % 1000 if root else None

@@ -149,3 +149,13 @@ def test_auto_resource_falls_back_to_process_without_the_image() -> None:
     assert verdict.passed
     assert info.backend == "process"
     assert "not found" in info.details["selected_by"]
+
+
+def test_failed_start_leaves_no_containers(client: Any) -> None:
+    from june_pipelines.sandboxes.docker import DockerSandbox
+
+    backend = DockerSandbox(workers=2, python="/nonexistent/python3")
+    with pytest.raises(Exception):
+        backend.start()
+    backend.close()
+    assert _run_containers(client, backend.run_id) == []

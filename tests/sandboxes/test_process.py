@@ -82,3 +82,12 @@ def test_process_resource_opens_a_working_backend() -> None:
     with resource.open() as backend:
         (verdict,) = backend.run([canonical_program()], resource.limits())
     assert verdict.passed
+
+
+def test_failed_start_is_reported() -> None:
+    from june_pipelines.sandboxes.pool import WorkerBroken
+
+    backend = ProcessSandbox(workers=2, python="/nonexistent/python3")
+    with pytest.raises(WorkerBroken, match="did not start"):
+        backend.start()
+    backend.close()
