@@ -75,7 +75,8 @@ class Agent:
         sandbox: SandboxResource | None = None,
         max_steps: int = 4,
         time_budget_s: float = 30.0,
-        direct_max_tokens: int = 48,
+        direct_max_tokens: int = 40,
+        direct_sentences: int = 1,
         code_timeout_s: float = 5.0,
         clock: Callable[[], Any] | None = None,
     ) -> None:
@@ -85,6 +86,7 @@ class Agent:
         self.max_steps = max_steps
         self.time_budget_s = time_budget_s
         self.direct_max_tokens = direct_max_tokens
+        self.direct_sentences = direct_sentences
         self.code_timeout_s = code_timeout_s
         self.clock = clock
 
@@ -128,7 +130,7 @@ class Agent:
         messages.append(("user", text.strip()[:1000]))
         out, ms = self._chat(messages, self.direct_max_tokens, stop=("\n\n",))
         reply.llm_ms += ms
-        reply.text = first_sentences(out) or "Sorry, I don't have a good answer to that."
+        reply.text = first_sentences(out, self.direct_sentences) or "Sorry, I don't have a good answer to that."
         reply.steps.append({"stage": "answer", "text": reply.text, "ms": round(ms, 1)})
         return reply
 
@@ -165,7 +167,7 @@ class Agent:
             )
         else:
             prompt = f"Write a short Python program that prints the answer. Reply with only a ```python block.\nTask: {task[:500]}"
-        out, ms = self._chat([("user", prompt)], 256)
+        out, ms = self._chat([("user", prompt)], 160)
         reply.llm_ms += ms
         reply.steps.append({"stage": "plan", "text": "the model wrote a program", "ms": round(ms, 1)})
         return extract_code(out) or extract_code("```python\n" + out)

@@ -1,0 +1,168 @@
+#!/usr/bin/env python
+"""Benchmark one voice turn on the embedded defaults, stage by stage, and the bot sensor path.
+
+    .venv/bin/python scripts/bench_voice.py --runs 5
+
+Questions (2-4 s) are spoken by Piper itself and encoded as OGG/Opus, as a Telegram voice note
+would arrive. Each turn is timed from the received audio bytes to the encoded reply: decode, STT,
+LLM (decision + answer), tools, TTS, encode, total. Prints a Markdown table and, on the last line,
+a JSON object with every median. `--sensor` also times the hand-over path: inbox -> sensor tick ->
+Dagster run (in process) -> reply sent to a local fake Telegram Bot API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "Tell me a fun fact about the moon.",
+    "How are you doing today?",
+    "What is seventeen times twenty three?",
+    "What time is it right now?",
+]
+STAGES = ("decode", "stt", "llm", "tools", "tts", "encode", "total")
+
+
+def make_questions(length_scale: float) -> list[tuple[str, bytes, float]]:
+    from june_pipelines.voice.audio import encode_ogg_opus
+    from june_pipelines.voice.tts import TextToSpeech, TTSOptions
+
+    voice = TextToSpeech(TTSOptions(length_scale=length_scale))
+    out = []
+    for q in QUESTIONS:
+        samples = voice.synthesize(q)
+        pad = np.zeros(int(0.3 * voice.sample_rate), np.float32)
+        samples = np.concatenate([pad, samples, pad])
+        out.append((q, encode_ogg_opus(samples, voice.sample_rate), len(samples) / voice.sample_rate))
+    return out
+
+
+def median(xs: list[float]) -> float:
+    return round(statistics.median(xs), 1) if xs else 0.0
+
+
+def bench_turns(runs: int, length_scale: float) -> dict:
+    from june_pipelines.agent.memory import ConversationMemory
+    from june_pipelines.inference.resources import LlamaCppLLMResource
+    from june_pipelines.voice.pipeline import build_pipeline
+    from june_pipelines.voice.resources import STTResource, TTSResource
+
+    t = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp())
+    pipeline = build_pipeline(STTResource(), TTSResource(), LlamaCppLLMResource(), None,
+                              memory=ConversationMemory(tmp / "memory.sqlite"))
+    load_s = time.perf_counter() - t
+    questions = make_questions(length_scale)
+    pipeline.turn("bench:warmup", audio=questions[0][1])  # first-call costs out of the way
+    rows = []
+    for r in range(runs):
+        for q, audio, seconds in questions:
+            res = pipeline.turn(f"bench:{r}", audio=audio, record=False)
+            rows.append({"question": q, "audio_s": seconds, "transcript": res.transcript, "reply": res.reply,
+                         "decision": res.decision, "reply_audio_s": res.audio_duration_s, "stt_path": res.stt_path,
+                         **{k: res.latency_ms[k] for k in STAGES}})
+    return {"load_s": load_s, "rows": rows}
+
+
+def bench_sensor(runs: int) -> list[dict]:
+    """Inbox -> sensor tick -> run (in process) -> reply at the fake Bot API, per handed-over turn."""
+    import asyncio
+    import threading
+
+    import dagster as dg
+
+    sys.path.insert(0, str(REPO / "tests" / "bots"))
+    from fake_telegram_api import TOKEN, FakeBotAPI
+
+    from june_pipelines.bots.inbox import Inbox
+    from june_pipelines.bots.sensor import InboxResource, bot_sensor, bot_turn_job
+    from june_pipelines.inference.resources import LlamaCppLLMResource
+    from june_pipelines.sandboxes.resources import ProcessSandboxResource
+    from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
+
+    api = FakeBotAPI()
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    asyncio.run_coroutine_threadsafe(api.start(), loop).result()
+    os.environ["TELEGRAM_BOT_TOKEN"] = TOKEN
+    os.environ["TELEGRAM_API_BASE_URL"] = api.base_url
+    tmp = Path(tempfile.mkdtemp())
+    db = tmp / "inbox.sqlite"
+    inbox = Inbox(db)
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"llm": LlamaCppLLMResource(), "sandbox": ProcessSandboxResource(), "tts": TTSResource(),
+                 "inbox": InboxResource(path=str(db)), "memory": ConversationMemoryResource(path=str(tmp / "m.sqlite"))}
+    cursor = None
+    out = []
+    for i in range(runs + 1):
+        mid = f"7:{i}"
+        inbox.receive("telegram", mid, 7, 7, "voice", {"message": {"message_id": i}})
+        inbox.claim("telegram", mid)
+        t0 = time.perf_counter()
+        inbox.hand_over("telegram", mid, "Run this python code: ```python\nprint(sum(range(10)))\n```")
+        result = bot_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"inbox": InboxResource(path=str(db))}))
+        cursor = result.cursor
+        t1 = time.perf_counter()
+        (request,) = result.run_requests
+        run = bot_turn_job.execute_in_process(run_config=request.run_config, resources=resources, instance=instance, tags=request.tags)
+        t2 = time.perf_counter()
+        assert run.success and inbox.get("telegram", mid).status == "done"
+        if i:  # the first run loads the models into this process
+            out.append({"sensor_ms": (t1 - t0) * 1000, "run_ms": (t2 - t1) * 1000, "total_ms": (t2 - t0) * 1000})
+    asyncio.run_coroutine_threadsafe(api.stop(), loop).result()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5, help="passes over the question set")
+    ap.add_argument("--length-scale", type=float, default=1.25, help="Piper speaking rate for the questions")
+    ap.add_argument("--sensor", action="store_true", help="also time the bot sensor path")
+    args = ap.parse_args()
+
+    load = os.getloadavg()[0]
+    turns = bench_turns(args.runs, args.length_scale)
+    rows = turns["rows"]
+    med = {k: median([r[k] for r in rows]) for k in STAGES}
+    p90 = {k: round(float(np.percentile([r[k] for r in rows], 90)), 1) for k in STAGES}
+    stt_rtf = statistics.median(r["stt"] / 1000 / r["audio_s"] for r in rows)
+    tts_rows = [r for r in rows if r["reply_audio_s"] > 0]
+    tts_rtf = statistics.median(r["tts"] / 1000 / r["reply_audio_s"] for r in tts_rows)
+    by_decision = {d: median([r["total"] for r in rows if r["decision"] == d]) for d in sorted({r["decision"] for r in rows})}
+
+    print(f"# voice turn benchmark: {len(rows)} turns ({args.runs} x {len(QUESTIONS)} questions), "
+          f"{os.cpu_count()} cores, load average at start {load:.1f}, models loaded in {turns['load_s']:.1f} s\n")
+    print("| question | audio s | heard | decision | reply s | total ms |")
+    print("|---|---|---|---|---|---|")
+    for r in rows[: len(QUESTIONS)]:
+        print(f"| {r['question']} | {r['audio_s']:.1f} | {r['transcript']} | {r['decision']} | {r['reply_audio_s']:.1f} | {r['total']:.0f} |")
+    print("\n| stage | median ms | p90 ms |\n|---|---|---|")
+    for k in STAGES:
+        print(f"| {k} | {med[k]} | {p90[k]} |")
+    print(f"\nSTT real-time factor (median): {stt_rtf:.3f}; TTS real-time factor (median): {tts_rtf:.3f}")
+    print("median total by decision: " + ", ".join(f"{d} {v} ms" for d, v in by_decision.items()))
+    summary = {"turns": len(rows), "median_ms": med, "p90_ms": p90, "stt_rtf": round(stt_rtf, 3),
+               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "load_avg": round(load, 2)}
+    if args.sensor:
+        s = bench_sensor(max(3, args.runs))
+        summary["sensor_path_ms"] = {k: median([x[k] for x in s]) for k in ("sensor_ms", "run_ms", "total_ms")}
+        print(f"sensor path (inbox -> sensor tick -> run in process -> reply sent), median of {len(s)}: "
+              f"{summary['sensor_path_ms']}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
