@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from importlib import resources as importlib_resources
 
-from june_pipelines.sandboxes.base import Limits, Program, SandboxBackend, SandboxInfo, Status, Verdict, VerdictCallback
+from june_pipelines.sandboxes.base import Limits, Program, SandboxBackend, Status, Verdict, VerdictCallback
 
 # How long past the program's own timeout the host waits for the fork-server before declaring it
 # broken. The server enforces the real timeout; this only catches a wedged or dead server.
@@ -269,6 +269,3 @@ class ForkServerPool(SandboxBackend):
             details["private_mounts"] = ",".join(ready.get("mounts", [])) or "none"
         return details
 
-
-def new_info(backend: str, details: dict[str, str]) -> SandboxInfo:
-    return SandboxInfo(backend=backend, details=details)
