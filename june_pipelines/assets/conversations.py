@@ -59,7 +59,8 @@ def latency_plot(frame, path: Path) -> str:  # noqa: ANN001
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-    ax.boxplot([frame[f"{s}_ms"].tolist() for s in STAGES], labels=list(STAGES), showfliers=False)
+    ax.boxplot([frame[f"{s}_ms"].tolist() for s in STAGES], showfliers=False)
+    ax.set_xticks(range(1, len(STAGES) + 1), list(STAGES))
     ax.set_ylabel("ms")
     ax.set_title(f"Voice turn latency per stage ({len(frame)} turns)")
     fig.tight_layout()

@@ -1,0 +1,43 @@
+"""The conversation assets: per-day transcripts (Parquet) and the latency summary with a plot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import dagster as dg
+import pandas as pd
+
+from june_pipelines.agent.memory import ConversationMemory, TurnRecord
+from june_pipelines.assets.conversations import conversation_latency_summary, conversation_transcripts
+from june_pipelines.voice.resources import ConversationMemoryResource
+
+
+def test_transcripts_and_latency_summary(tmp_path):
+    path = tmp_path / "memory.sqlite"
+    memory = ConversationMemory(path)
+    day_ts = datetime(2026, 5, 4, 12, tzinfo=timezone.utc).timestamp()
+    for i, decision in enumerate(["direct", "agentic", "direct"]):
+        memory.record(TurnRecord(
+            user_key=f"telegram:{i % 2}", transcript=f"question {i}", reply=f"answer {i}", decision=decision,
+            platform="telegram", input_kind="voice", audio_s=3.0, reply_audio_s=2.0, ts=day_ts + i,
+            latency_ms={"decode": 10, "stt": 150 + i, "llm": 200, "tools": 0, "tts": 150, "encode": 30, "total": 560 + i},
+        ))
+    memory.record(TurnRecord("telegram:0", "other day", "x", ts=day_ts + 86400))
+    resources = {"memory": ConversationMemoryResource(path=str(path))}
+
+    result = dg.materialize([conversation_transcripts], partition_key="2026-05-04", resources=resources)
+    (mat,) = result.asset_materializations_for_node("conversation_transcripts")
+    assert mat.metadata["turns"].value == 3
+    assert mat.metadata["decisions"].value == {"direct": 2, "agentic": 1}
+    frame = pd.read_parquet(mat.metadata["path"].value)
+    assert list(frame["transcript"]) == ["question 0", "question 1", "question 2"]
+    assert frame["total_ms"].tolist() == [560.0, 561.0, 562.0]
+
+    summary = dg.materialize([conversation_latency_summary], resources=resources)
+    (mat,) = summary.asset_materializations_for_node("conversation_latency_summary")
+    assert mat.metadata["turns"].value == 3
+    assert "data:image/png;base64," in mat.metadata["plot"].value
+    assert abs(mat.metadata["stt_rtf_median"].value - 0.0503) < 0.001
+    table = pd.read_parquet(mat.metadata["path"].value)
+    row = table[(table["decision"] == "all") & (table["stage"] == "total")].iloc[0]
+    assert row["p50_ms"] == 561.0 and row["turns"] == 3
