@@ -52,7 +52,7 @@ else
   fi
   if ! docker_up && [ -z "${DOCKER_HOST:-}" ]; then
     log "starting dockerd in the background (log: /var/log/june-dockerd.log)"
-    nohup dockerd >/var/log/june-dockerd.log 2>&1 </dev/null &
+    setsid nohup dockerd >/var/log/june-dockerd.log 2>&1 </dev/null &
   fi
   waited=0
   until docker_up; do
