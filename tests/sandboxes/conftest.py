@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
-from sandbox_helpers import DOCKER, ensure_image
+from sandbox_helpers import DOCKER, ensure_image, sandbox_processes
 
 from june_pipelines.sandboxes.base import SandboxBackend
 
@@ -17,6 +18,8 @@ def process_pool() -> Iterator[SandboxBackend]:
     with ProcessSandbox(workers=2) as backend:
         backend.watchdog_grace_s = 2.0  # type: ignore[attr-defined]
         yield backend
+    if os.geteuid() == 0:  # no program of the suite outlived the pool
+        assert sandbox_processes() == []
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +32,15 @@ def docker_pool() -> Iterator[SandboxBackend]:
     with DockerSandbox(workers=2, memory_mb=256, pids_limit=64) as backend:
         backend.watchdog_grace_s = 2.0  # type: ignore[attr-defined]
         yield backend
+    # After the whole suite ran through this pool: nothing of it is left.
+    from june_pipelines.sandboxes.image import docker_client
+
+    client = docker_client()
+    leftovers = client.containers.list(all=True, filters={"label": f"june.sandbox.run={backend.run_id}"})
+    client.close()
+    assert leftovers == [], leftovers
+    if os.geteuid() == 0:
+        assert sandbox_processes() == []
 
 
 @pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
