@@ -220,6 +220,7 @@ class ContainerSpec:
     mounts: tuple[Mount, ...] = ()
     gpus: int = -1  # -1: all GPUs
     environment: dict[str, str] = field(default_factory=dict)
+    secret_env: tuple[str, ...] = ()  # passed from the caller's environment by name, never printed
     ports: dict[int, int] = field(default_factory=dict)  # container -> host
     shm_size: str = "16g"
     working_dir: str | None = None
@@ -238,7 +239,7 @@ class ContainerSpec:
             "command": list(self.command),
             "mounts": [docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only) for m in self.mounts],
             "device_requests": [docker.types.DeviceRequest(count=self.gpus, capabilities=[["gpu"]])],
-            "environment": dict(self.environment),
+            "environment": {**self.environment, **{k: os.environ[k] for k in self.secret_env if k in os.environ}},
             "ports": {f"{c}/tcp": h for c, h in self.ports.items()},
             "shm_size": self.shm_size,
             "ulimits": [docker.types.Ulimit(name="memlock", soft=-1, hard=-1), docker.types.Ulimit(name="stack", soft=67108864, hard=67108864)],
@@ -254,7 +255,9 @@ class ContainerSpec:
         for m in self.mounts:
             cmd += ["-v", f"{m.source}:{m.target}" + (":ro" if m.read_only else "")]
         for key in sorted(self.environment):
-            cmd += ["-e", key]  # values come from the caller's environment, never printed
+            cmd += ["-e", f"{key}={self.environment[key]}"]
+        for key in self.secret_env:
+            cmd += ["-e", key]  # docker reads the value from the caller's environment
         for c, h in sorted(self.ports.items()):
             cmd += ["-p", f"{h}:{c}"]
         if self.working_dir:

@@ -29,10 +29,10 @@ def _pytriton_or_skip() -> None:
         pytest.skip(f"no CPU tritonserver: {exc}")
 
 
-def build_test_repository(root: Path, prefix: str, decoupled: bool) -> TritonRepoSettings:
+def build_test_repository(root: Path, prefix: str, decoupled: bool, bls: bool = False) -> TritonRepoSettings:
     """Generate the real repository, then swap the GPU-only tensorrt_llm model for the GGUF stand-in."""
     gguf = get_model("smollm2").gguf_path()
-    settings = TritonRepoSettings(name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4)
+    settings = TritonRepoSettings(name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4, bls=bls)
     generate(root, settings, tokenizer_source=gguf.parent)
     version = root / settings.name("tensorrt_llm") / "1"
     shutil.copy(FAKE_TRTLLM, version / "model.py")
@@ -44,7 +44,7 @@ def build_test_repository(root: Path, prefix: str, decoupled: bool) -> TritonRep
 def triton(tmp_path_factory):
     _pytriton_or_skip()
     root = tmp_path_factory.mktemp("repo")
-    build_test_repository(root, "smol-", decoupled=True)
+    build_test_repository(root, "smol-", decoupled=True, bls=True)
     build_test_repository(root, "smolu-", decoupled=False)
     server = LocalTritonServer(root)
     try:
@@ -122,3 +122,14 @@ def test_switch_to_non_decoupled_model_and_back(triton):
         repo.load("no-such-model")
     repo.deploy("smol-ensemble", unload=["smolu-ensemble"])
     assert repo.model_ready("smol-ensemble") and not repo.model_ready("smolu-ensemble")
+
+
+def test_bls_model_streams_the_same_text_as_the_ensemble(triton):
+    server, repo, _ = triton
+    repo.load("smol-tensorrt_llm_bls")
+    params = SamplingParams(max_tokens=24)
+    ensemble = TritonLLMClient("smol-ensemble", server.grpc_url).complete(PROMPT, params).text
+    bls = TritonLLMClient("smol-tensorrt_llm_bls", server.grpc_url)
+    assert bls.complete(PROMPT, params).text == ensemble
+    assert "".join(bls.stream_complete(PROMPT, params)) == ensemble
+    repo.unload("smol-tensorrt_llm_bls", unload_dependents=False)
