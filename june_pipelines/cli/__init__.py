@@ -34,3 +34,9 @@ main.add_command(sandbox_group)
 main.add_command(bench_group)
 main.add_command(voice_group)
 main.add_command(bot_group)
+
+from june_pipelines.cli.engine import engine_group  # noqa: E402
+from june_pipelines.cli.triton import triton_group  # noqa: E402
+
+main.add_command(triton_group)
+main.add_command(engine_group)
