@@ -199,6 +199,8 @@ class DockerSandbox(ForkServerPool):
             working_dir="/tmp",
             ipc_mode="private",
             hostname="sandbox",
+            # The protocol runs over the attach socket; a log driver would copy it all to disk.
+            log_config={"type": "none", "config": {}},
         )
         try:
             sock = client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
