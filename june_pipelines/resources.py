@@ -25,7 +25,11 @@ def llm_resource_from_env() -> LLMResource:
             base_url=dg.EnvVar("JUNE_OPENAI_BASE_URL").get_value() or "http://127.0.0.1:8000/v1",
             api_key=dg.EnvVar("JUNE_OPENAI_API_KEY") if os.environ.get("JUNE_OPENAI_API_KEY") else None,
         )
-    raise ValueError(f"JUNE_LLM_BACKEND={backend!r}: expected llama_cpp or openai")
+    if backend == "triton":  # the model deployed by the serve_model job (JUNE_TRITON_GRPC)
+        from june_pipelines.inference.triton import TritonLLMResource
+
+        return TritonLLMResource(url=os.environ.get("JUNE_TRITON_GRPC", "127.0.0.1:8001"))
+    raise ValueError(f"JUNE_LLM_BACKEND={backend!r}: expected llama_cpp, openai or triton")
 
 
 def sandbox_resource_from_env() -> SandboxResource:
