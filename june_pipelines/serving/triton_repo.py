@@ -427,6 +427,7 @@ def generate(root: Path, settings: TritonRepoSettings, tokenizer_source: Path | 
     configs: list[Path] = []
     if s.layout == "llmapi":
         configs.append(_write(root / s.name("tensorrt_llm") / "config.pbtxt", llmapi_config(s)))
+        (root / s.name("tensorrt_llm") / "1").mkdir(parents=True, exist_ok=True)
         (root / s.name("tensorrt_llm") / "1" / "model.yaml").write_text(llmapi_model_yaml(s))
         return GeneratedRepo(root, s, tuple(names), tuple(configs))
     if tokenizer_source is None:
