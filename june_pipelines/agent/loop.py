@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from june_pipelines.inference.base import LLMClient
     from june_pipelines.sandboxes.resources import SandboxResource
 
-SYSTEM = "You are June, a friendly voice assistant. Answer in one short sentence."
+SYSTEM = "Answer the user's question in one short English sentence."
 
 
 @dataclass
@@ -125,12 +125,18 @@ class Agent:
             return reply
         messages: list[tuple[str, str]] = [("system", SYSTEM)]
         if self.memory is not None:
-            for said, replied in self.memory.history(user_key, n=2):
+            for said, replied in self.memory.history(user_key, n=1):
                 messages += [("user", said[:300]), ("assistant", replied[:300])]
         messages.append(("user", text.strip()[:1000]))
-        out, ms = self._chat(messages, self.direct_max_tokens, stop=("\n\n",))
+        # For a one-sentence answer, stop generating at the first sentence end: the stop string is
+        # cut from the output, so the full stop comes back below.
+        stop = (". ", "! ", "? ", "\n") if self.direct_sentences == 1 else ("\n\n",)
+        out, ms = self._chat(messages, self.direct_max_tokens, stop=stop)
         reply.llm_ms += ms
-        reply.text = first_sentences(out, self.direct_sentences) or "Sorry, I don't have a good answer to that."
+        text = first_sentences(out, self.direct_sentences)
+        if text and text[-1] not in ".!?\"')":
+            text += "."
+        reply.text = text or "Sorry, I don't have a good answer to that."
         reply.steps.append({"stage": "answer", "text": reply.text, "ms": round(ms, 1)})
         return reply
 

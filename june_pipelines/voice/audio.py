@@ -116,9 +116,13 @@ def decode_audio(data: bytes, limits: AudioLimits = AudioLimits()) -> DecodedAud
 
 
 def encode_ogg_opus(
-    samples: np.ndarray, sample_rate: int, bitrate: int = 32_000, target_rate: int = 24_000
+    samples: np.ndarray, sample_rate: int, bitrate: int = 32_000, target_rate: int = 24_000, complexity: int = 5
 ) -> bytes:
-    """Encode mono float32 samples as OGG/Opus (a Telegram voice note). Resamples to an Opus rate."""
+    """Encode mono float32 samples as OGG/Opus (a Telegram voice note). Resamples to an Opus rate.
+
+    libopus' `compression_level` 5 encodes about 3x faster than the default 10 at no audible
+    cost for speech at 32 kbit/s (25 ms instead of 85 ms for 4 s of speech here).
+    """
     import av
 
     if target_rate not in OPUS_RATES:
@@ -126,7 +130,9 @@ def encode_ogg_opus(
     buf = io.BytesIO()
     samples = np.ascontiguousarray(np.clip(samples, -1.0, 1.0).astype(np.float32).reshape(1, -1))
     with av.open(buf, mode="w", format="ogg") as out:
-        stream = out.add_stream("libopus", rate=target_rate, layout="mono")
+        stream = out.add_stream(
+            "libopus", rate=target_rate, layout="mono", options={"compression_level": str(complexity)}
+        )
         stream.bit_rate = bitrate
         resampler = av.AudioResampler(format="s16", layout="mono", rate=target_rate)
         frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")

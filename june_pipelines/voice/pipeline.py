@@ -67,6 +67,7 @@ class VoicePipeline:
         bitrate: int = 32_000,
         opus_rate: int = 24_000,
         max_voice_bytes: int = TELEGRAM_VOICE_MAX_BYTES,
+        opus_complexity: int = 5,
     ) -> None:
         self.agent = agent
         self.stt = stt
@@ -76,6 +77,7 @@ class VoicePipeline:
         self.bitrate = bitrate
         self.opus_rate = opus_rate
         self.max_voice_bytes = max_voice_bytes
+        self.opus_complexity = opus_complexity
 
     # -- stages --------------------------------------------------------------------------------
     def speak(self, text: str) -> tuple[bytes | None, float, float, float]:
@@ -94,14 +96,14 @@ class VoicePipeline:
         t = time.perf_counter()
         rate = self.tts.sample_rate
         bitrate = self.bitrate
-        ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate)
+        ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate, complexity=self.opus_complexity)
         while len(ogg) > self.max_voice_bytes and bitrate > 8_000:
             bitrate //= 2
-            ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate)
+            ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate, complexity=self.opus_complexity)
         if len(ogg) > self.max_voice_bytes:  # still too long: keep the part that fits
             keep = int(len(samples) * self.max_voice_bytes / len(ogg) * 0.95)
             samples = np.asarray(samples[:keep])
-            ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate)
+            ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate, complexity=self.opus_complexity)
         return ogg, len(samples) / rate, tts_ms, (time.perf_counter() - t) * 1000
 
     def turn(
@@ -224,4 +226,5 @@ def build_pipeline(
         limits=limits,
         bitrate=tts.bitrate if tts is not None else 32_000,
         opus_rate=tts.opus_rate if tts is not None else 24_000,
+        opus_complexity=tts.opus_complexity if tts is not None else 5,
     )

@@ -78,6 +78,7 @@ class TTSResource(dg.ConfigurableResource):
     max_chars: int = 600
     bitrate: int = Field(default=32_000, description="OGG/Opus bitrate of replies")
     opus_rate: int = Field(default=24_000, description="Opus sample rate: 8000, 12000, 16000, 24000 or 48000")
+    opus_complexity: int = Field(default=5, description="libopus compression_level 0-10 (10 = slowest)")
 
     def options(self):  # noqa: ANN201
         from june_pipelines.voice.tts import TTSOptions

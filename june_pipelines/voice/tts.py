@@ -30,6 +30,7 @@ class TTSOptions:
     length_scale: float | None = None  # < 1 speaks faster
     max_chars: int = 600  # spoken text is cut at a sentence boundary beyond this
     cpu_threads: int = 0
+    spin: bool = False  # onnxruntime thread spinning
 
 
 _CODE_BLOCK = re.compile(r"```.*?(```|$)", re.S)
@@ -68,6 +69,8 @@ class TextToSpeech:
             if not p.is_file():
                 raise FileNotFoundError(f"Piper voice file not found: {p}")
         so = onnxruntime.SessionOptions()
+        # No busy-waiting between operators: the voice shares the CPU with STT, the LLM and runs.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spin else "0")
         if options.cpu_threads:
             so.intra_op_num_threads = options.cpu_threads
         session = onnxruntime.InferenceSession(str(model), sess_options=so, providers=["CPUExecutionProvider"])
