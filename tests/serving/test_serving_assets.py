@@ -128,6 +128,7 @@ def test_deployment_asset_on_real_triton(served, env):
     assert meta["model_states"].value["smollm2-tensorrt_llm"] == "READY"
 
 
+@pytest.mark.slow
 def test_pass_at_k_through_triton_with_the_evaluation_assets(served, env):
     """HumanEval, 2 tasks x 2 samples at temperature 0.8, completions generated through Triton."""
     _, instance, _ = env

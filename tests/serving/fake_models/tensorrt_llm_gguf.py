@@ -39,7 +39,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(config)
         settings = json.loads((Path(__file__).parent / "fake_engine.json").read_text())
-        self.llm = Llama(settings["gguf"], n_ctx=2048, n_threads=2, verbose=False)
+        self.llm = Llama(settings["gguf"], n_ctx=2048, n_threads=int(settings.get("n_threads", 1)), verbose=False)
 
     def _generate(self, request, n):
         ids = _get(request, "input_ids")[n]
