@@ -26,6 +26,8 @@ def _settings(cls: type, spec: ModelSpec, section: str, config: dg.Config) -> An
     """Registry defaults (`extra[engine|triton][section]`) overlaid with the run config's set fields."""
     top = "triton" if section == "repository" else "engine"
     base = dict((spec.extra.get(top) or {}).get(section) or {})
+    if section == "repository" and spec.serving_profile == "triton-llmapi":
+        base.setdefault("layout", "llmapi")
     base.update(config.model_dump(exclude_none=True))
     return cls(**base)
 
@@ -227,6 +229,68 @@ def triton_deployment(context: dg.AssetExecutionContext, config: DeploymentConfi
     )
 
 
+class TrtllmServeConfig(dg.Config):
+    port: int = 8000
+    tp_size: int = 1
+    max_batch_size: int = 8
+    max_seq_len: int = 8192
+    startup_timeout_s: float = Field(default=900.0, description="Model load and warm-up can take minutes")
+
+
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+def trtllm_serve_deployment(
+    context: dg.AssetExecutionContext, config: TrtllmServeConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
+) -> dg.MaterializeResult:
+    """The modern path (no engine): `trtllm-serve --backend pytorch` in a container, OpenAI-compatible.
+
+    Use it with `JUNE_LLM_BACKEND=openai JUNE_OPENAI_BASE_URL=<base_url>` (OpenAICompatLLMResource).
+    """
+    import httpx
+
+    from june_pipelines.serving import trtllm as T
+
+    if trtllm.runner != "docker":
+        raise dg.Failure("trtllm_serve_deployment runs the server in a container: set the trtllm runner to docker")
+    report = T.require_gpu("docker")
+    spec = get_model(context.partition_key)
+    weights = _weights_dir(model_store, spec)
+    settings = T.ServeSettings(port=config.port, tp_size=config.tp_size, max_batch_size=config.max_batch_size, max_seq_len=config.max_seq_len)
+    container_spec = T.serve_container(settings, trtllm.serve_image, weights, trtllm.gpus)
+    import docker
+
+    client = docker.from_env()
+    name = f"june-trtllm-serve-{spec.id}"
+    for old in client.containers.list(all=True, filters={"name": name}):
+        old.remove(force=True)
+    kwargs = {**container_spec.run_kwargs(), "name": name}
+    context.log.info(f"$ {' '.join(container_spec.docker_cli())}")
+    container = client.containers.run(**kwargs)
+    base = f"http://127.0.0.1:{config.port}"
+    deadline = time.monotonic() + config.startup_timeout_s
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status not in ("created", "running"):
+            raise dg.Failure(f"trtllm-serve exited: {container.logs(tail=30).decode(errors='replace')}")
+        try:
+            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(5)
+    else:
+        raise dg.Failure(f"trtllm-serve not healthy after {config.startup_timeout_s} s")
+    return dg.MaterializeResult(
+        metadata={
+            "base_url": f"{base}/v1",
+            "container": name,
+            "image": trtllm.serve_image,
+            "settings": dg.MetadataValue.json(T.settings_dict(settings)),
+            "gpus": ", ".join(report.gpus),
+            "use_with": f"JUNE_LLM_BACKEND=openai JUNE_OPENAI_BASE_URL={base}/v1",
+        }
+    )
+
+
 serve_model_job = dg.define_asset_job(
     "serve_model",
     selection=dg.AssetSelection.assets(model_weights, trt_checkpoint, trt_engine, triton_model_repository, triton_deployment),
@@ -239,9 +303,15 @@ serve_model_llmapi_job = dg.define_asset_job(
     tags=SERVE_TAGS,
     description="PyTorch-backend path (no engine): weights -> llmapi repository (layout=llmapi) -> deployment.",
 )
+serve_model_trtllm_serve_job = dg.define_asset_job(
+    "serve_model_trtllm_serve",
+    selection=dg.AssetSelection.assets(model_weights, trtllm_serve_deployment),
+    tags=SERVE_TAGS,
+    description="Modern path: weights -> trtllm-serve (PyTorch backend, OpenAI-compatible), no engine, no Triton.",
+)
 
 defs = dg.Definitions(
-    assets=[trt_checkpoint, trt_engine, triton_model_repository, triton_deployment],
+    assets=[trt_checkpoint, trt_engine, triton_model_repository, triton_deployment, trtllm_serve_deployment],
     asset_checks=[repository_configs_parse],
-    jobs=[serve_model_job, serve_model_llmapi_job],
+    jobs=[serve_model_job, serve_model_llmapi_job, serve_model_trtllm_serve_job],
 )

@@ -21,6 +21,7 @@ from june_pipelines.assets.engines import (
     triton_model_repository,
     trt_checkpoint,
     trt_engine,
+    trtllm_serve_deployment,
 )
 from june_pipelines.assets.models import model_weights
 from june_pipelines.inference.triton import TritonLLMResource
@@ -73,7 +74,9 @@ def test_model_weights_asset(env):
     assert meta["path"].value == str(root / "store" / MODEL / "local")
 
 
-@pytest.mark.parametrize("asset", [trt_checkpoint, trt_engine], ids=["trt_checkpoint", "trt_engine"])
+@pytest.mark.parametrize(
+    "asset", [trt_checkpoint, trt_engine, trtllm_serve_deployment], ids=["trt_checkpoint", "trt_engine", "trtllm_serve"]
+)
 def test_gpu_assets_fail_at_preflight_here(env, asset):
     if shutil.which("nvidia-smi"):
         pytest.skip("this machine has an NVIDIA driver")
