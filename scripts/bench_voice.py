@@ -73,7 +73,8 @@ def bench_turns(runs: int, length_scale: float) -> dict:
             res = pipeline.turn(f"bench:{r}", audio=audio, record=False)
             rows.append({"question": q, "audio_s": seconds, "transcript": res.transcript, "reply": res.reply,
                          "decision": res.decision, "reply_audio_s": res.audio_duration_s, "stt_path": res.stt_path,
-                         **{k: res.latency_ms[k] for k in STAGES}})
+                         **{k: res.latency_ms[k] for k in STAGES},
+                         **{f"cpu_{k}": v for k, v in res.cpu_ms.items()}})
     return {"load_s": load_s, "rows": rows}
 
 
@@ -141,6 +142,7 @@ def main() -> None:
     stt_rtf = statistics.median(r["stt"] / 1000 / r["audio_s"] for r in rows)
     tts_rows = [r for r in rows if r["reply_audio_s"] > 0]
     tts_rtf = statistics.median(r["tts"] / 1000 / r["reply_audio_s"] for r in tts_rows)
+    cpu = {k: median([r.get(f"cpu_{k}", 0.0) for r in rows]) for k in ("stt", "agent", "speak", "total")}
     by_decision = {d: median([r["total"] for r in rows if r["decision"] == d]) for d in sorted({r["decision"] for r in rows})}
 
     print(f"# voice turn benchmark: {len(rows)} turns ({args.runs} x {len(QUESTIONS)} questions), "
@@ -153,9 +155,10 @@ def main() -> None:
     for k in STAGES:
         print(f"| {k} | {med[k]} | {p90[k]} |")
     print(f"\nSTT real-time factor (median): {stt_rtf:.3f}; TTS real-time factor (median): {tts_rtf:.3f}")
+    print(f"process CPU time per turn (median ms, all threads): {cpu}")
     print("median total by decision: " + ", ".join(f"{d} {v} ms" for d, v in by_decision.items()))
     summary = {"turns": len(rows), "median_ms": med, "p90_ms": p90, "stt_rtf": round(stt_rtf, 3),
-               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "load_avg": round(load, 2)}
+               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "cpu_ms": cpu, "load_avg": round(load, 2)}
     if args.sensor:
         s = bench_sensor(max(3, args.runs))
         summary["sensor_path_ms"] = {k: median([x[k] for x in s]) for k in ("sensor_ms", "run_ms", "total_ms")}

@@ -45,12 +45,14 @@ class TurnResult:
     tools: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     stt_path: str = ""
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # process CPU time: stt, agent, speak, total
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("audio")
         d["audio_bytes"] = len(self.audio or b"")
         d["latency_ms"] = {k: round(v, 1) for k, v in self.latency_ms.items()}
+        d["cpu_ms"] = {k: round(v, 1) for k, v in self.cpu_ms.items()}
         return d
 
 
@@ -118,7 +120,8 @@ class VoicePipeline:
         record: bool = True,
         input_kind: str | None = None,
     ) -> TurnResult:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
+        cpu: dict[str, float] = {}
         lat = dict.fromkeys(STAGES, 0.0)
         kind = input_kind or ("voice" if audio is not None else "text")
         transcript = (text or "").strip()
@@ -139,9 +142,10 @@ class VoicePipeline:
             if error is None:
                 if self.stt is None:
                     raise RuntimeError("this pipeline has no speech-to-text model")
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 tr = self.stt.transcribe(decoded.samples)
                 lat["stt"] = (time.perf_counter() - t) * 1000
+                cpu["stt"] = (time.process_time() - c) * 1000
                 transcript, stt_path = tr.text.strip(), tr.path
                 if not transcript:
                     error, reply_text = "NoSpeech", NO_SPEECH_REPLY
@@ -154,7 +158,7 @@ class VoicePipeline:
             lat["total"] = (time.perf_counter() - t0) * 1000
             return result
 
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         decision = self.agent.decide(transcript)
         decide_ms = (time.perf_counter() - t) * 1000
         if allow_handoff and decision.kind == "agentic" and decision.heavy:
@@ -165,6 +169,7 @@ class VoicePipeline:
                 tools=list(decision.tools), stt_path=stt_path,
             )
         answer = self.agent.respond(user_key, transcript, decision)
+        cpu["agent"] = (time.process_time() - c) * 1000
         lat["llm"] = decide_ms + answer.llm_ms
         lat["tools"] = answer.tools_ms
         result = TurnResult(
@@ -172,8 +177,12 @@ class VoicePipeline:
             tools=answer.tools, steps=answer.steps, stt_path=stt_path,
         )
         if want_audio:
+            c = time.process_time()
             result.audio, result.audio_duration_s, lat["tts"], lat["encode"] = self.speak(answer.text)
+            cpu["speak"] = (time.process_time() - c) * 1000
         lat["total"] = (time.perf_counter() - t0) * 1000
+        cpu["total"] = (time.process_time() - c0) * 1000
+        result.cpu_ms = cpu
         if record and self.memory is not None:
             self.memory.record(
                 TurnRecord(

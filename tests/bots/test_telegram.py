@@ -183,3 +183,31 @@ async def test_long_replies_are_split_and_escaped(api, tmp_path):
     assert all("<" not in p and ">" not in p for p in parts)  # nothing left unescaped for HTML mode
     assert " ".join(html.unescape(p) for p in parts).split() == text.split()
     assert all(h["within_limits"] for h in inbox.history("telegram"))
+
+
+async def test_different_users_are_served_concurrently(api, make_pipeline, tmp_path):
+    import time
+
+    real = make_pipeline()
+
+    class Slow:  # the real pipeline behind a 1.5 s think, to make overlap visible
+        memory = real.memory
+
+        def turn(self, *a, **kw):
+            time.sleep(1.5)
+            return real.turn(*a, **kw)
+
+    config = TelegramConfig(token=TOKEN, base_url=api.base_url, poll_timeout_s=1)
+    gw = TelegramGateway(config, Slow(), Inbox(tmp_path / "inbox.sqlite"))
+    await gw.start()
+    try:
+        started = time.monotonic()
+        await api.send_text_update(ALICE, "What is 2 plus 3?")
+        await api.send_text_update(MALLORY, "What is 4 plus 5?")
+        await api.wait_for(lambda: api.sent("sendMessage", ALICE) and api.sent("sendMessage", MALLORY))
+        elapsed = time.monotonic() - started
+    finally:
+        await gw.stop()
+    assert "5" in api.sent("sendMessage", ALICE)[0].params["text"]
+    assert "9" in api.sent("sendMessage", MALLORY)[0].params["text"]
+    assert elapsed < 2.9  # two 1.5 s turns overlapped
