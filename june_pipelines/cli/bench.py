@@ -64,7 +64,7 @@ def run_june(kind: str, samples: list[dict[str, Any]], timeout: float) -> dict[s
     limits = Limits(timeout_s=timeout, memory_mb=resource.memory_mb)
     t0 = time.monotonic()
     with resource.open() as backend:
-        backend.start()  # type: ignore[attr-defined]
+        backend.start()
         warmup = time.monotonic() - t0
         with tqdm(total=len(programs), desc=f"june ({backend.name})", unit="prog") as bar:
             t1 = time.monotonic()

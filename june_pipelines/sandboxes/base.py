@@ -97,6 +97,9 @@ class SandboxBackend(ABC):
     @abstractmethod
     def info(self) -> SandboxInfo: ...
 
+    def start(self) -> None:
+        """Start the workers now (to time or fail early); `run` otherwise starts them on first use."""
+
     def close(self) -> None:
         """Stop workers and release resources. Idempotent."""
 
