@@ -28,21 +28,26 @@ UID_BASE = 61000
 START_TIMEOUT_S = 30.0
 
 
+LEVELS = ("netns+mntns+pidns", "netns", "none")
+
+
+def _unshare_prefix(level: str) -> tuple[str, ...]:
+    unshare = shutil.which("unshare")
+    if level == "none" or not unshare:
+        return ()
+    user = () if os.geteuid() == 0 else ("-r",)
+    if level == "netns":
+        return (unshare, *user, "-n")
+    return (unshare, *user, "-n", "-m", "-p", "--mount-proc", "--kill-child")
+
+
 @functools.lru_cache(maxsize=1)
 def detect_isolation() -> tuple[str, tuple[str, ...]]:
-    """The strongest `unshare` wrapper that works here: (level, argv prefix).
-
-    level: "netns+mntns+pidns", "netns", or "none".
-    """
-    unshare = shutil.which("unshare")
-    if not unshare:
+    """The strongest `unshare` wrapper that works here: (level, argv prefix), level in LEVELS."""
+    if not shutil.which("unshare"):
         return "none", ()
-    user = () if os.geteuid() == 0 else ("-r",)
-    candidates = [
-        ("netns+mntns+pidns", (unshare, *user, "-n", "-m", "-p", "--mount-proc", "--kill-child")),
-        ("netns", (unshare, *user, "-n")),
-    ]
-    for level, prefix in candidates:
+    for level in LEVELS[:-1]:
+        prefix = _unshare_prefix(level)
         try:
             ok = subprocess.run([*prefix, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, timeout=10, env=_minimal_env("/")).returncode == 0
@@ -106,11 +111,18 @@ class ProcessSandbox(ForkServerPool):
 
     name = "process"
 
-    def __init__(self, workers: int | None = None, python: str | None = None, tmp_mb: int = 256) -> None:
+    def __init__(self, workers: int | None = None, python: str | None = None, tmp_mb: int = 256,
+                 isolation: str = "auto") -> None:
+        """`isolation`: "auto" (the strongest that works here) or one of LEVELS, to force a weaker one."""
         super().__init__(workers)
         self.python = python or sys.executable
         self.tmp_mb = tmp_mb
-        self.isolation, self._prefix = detect_isolation()
+        if isolation == "auto":
+            self.isolation, self._prefix = detect_isolation()
+        elif isolation in LEVELS:
+            self.isolation, self._prefix = isolation, _unshare_prefix(isolation)
+        else:
+            raise ValueError(f"isolation={isolation!r}: expected auto or one of {LEVELS}")
         self._home = tempfile.mkdtemp(prefix="june-sandbox-host-")
 
     def _prepare(self) -> None:

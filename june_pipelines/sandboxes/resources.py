@@ -35,10 +35,12 @@ class SandboxResource(dg.ConfigurableResource):
 class ProcessSandboxResource(SandboxResource):
     """Fork-server on the host with rlimits, private temp dirs and `unshare -n` where allowed."""
 
+    isolation: str = "auto"  # or force "netns+mntns+pidns" | "netns" | "none"
+
     def open(self) -> SandboxBackend:
         from june_pipelines.sandboxes.process import ProcessSandbox
 
-        return ProcessSandbox(workers=self.workers or None)
+        return ProcessSandbox(workers=self.workers or None, isolation=self.isolation)
 
 
 class DockerSandboxResource(SandboxResource):

@@ -91,3 +91,25 @@ def test_failed_start_is_reported() -> None:
     with pytest.raises(WorkerBroken, match="did not start"):
         backend.start()
     backend.close()
+
+
+@pytest.mark.parametrize("level", ["netns", "none"])
+def test_weaker_isolation_levels_still_judge_and_contain(level: str) -> None:
+    """The fallbacks used where namespaces are not allowed: verdicts, timeouts and clean-up hold."""
+    if level == "netns" and detect_isolation()[0] == "none":
+        pytest.skip("unshare is not allowed here")
+    daemon = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\nX = 1\n"
+    with ProcessSandbox(workers=2, isolation=level) as backend:
+        verdicts = backend.run([
+            canonical_program(),
+            Program("loop", "while True:\n    pass\n", "pass\n"),
+            Program("exit", "import os\nos._exit(0)\n", "pass\n"),
+            Program("daemon", daemon, "assert X == 1\n"),
+            Program("env", "import os\nE = dict(os.environ)\n", "assert 'JUNE_TEST_FAKE_SECRET' not in E\n"),
+        ], HOSTILE_LIMITS)
+        assert backend.info().details["isolation"] == level
+        assert [v.result for v in verdicts[:3]] == ["passed", "timed out",
+                                                    "failed: exited with code 0 before the tests finished"]
+        assert verdicts[3].passed and verdicts[4].passed, verdicts
+        if os.geteuid() == 0:
+            assert sandbox_processes() == []
