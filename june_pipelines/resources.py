@@ -1,7 +1,8 @@
 """The resources the code location binds by default, chosen by environment variables.
 
 JUNE_LLM_BACKEND: llama_cpp (default) | openai (JUNE_OPENAI_BASE_URL, JUNE_OPENAI_API_KEY).
-JUNE_SANDBOX: process (default).
+JUNE_SANDBOX: auto (default: Docker when the engine answers and the image exists, else process)
+| process | docker. Serving and voice resources: see their functions below.
 """
 
 from __future__ import annotations
