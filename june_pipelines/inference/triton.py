@@ -18,14 +18,16 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import Field
 
 from june_pipelines.inference.base import ChatMessage, Completion, LLMClient, LLMError, SamplingParams
 from june_pipelines.inference.resources import LLMResource
 from june_pipelines.registry import get_model
+
+if TYPE_CHECKING:
+    import httpx
 
 Protocol = Literal["grpc", "http"]
 Layout = Literal["inflight", "llmapi"]
@@ -91,6 +93,8 @@ class TritonLLMClient(LLMClient):
 
     def _http(self) -> httpx.Client:
         """One pooled HTTP client (creating a client per call costs tens of ms: SSL context, no keep-alive)."""
+        import httpx
+
         with self._http_lock:
             if self._http_client is None:
                 self._http_client = httpx.Client(timeout=self.timeout_s)
@@ -229,6 +233,8 @@ class TritonLLMClient(LLMClient):
         return body
 
     def _http_unary(self, prompt: str, params: SamplingParams) -> tuple[str, int | None, int | None]:
+        import httpx
+
         url = f"http://{self.url}/v2/models/{self.model}/generate"
         try:
             response = self._http().post(url, json=self._http_body(prompt, params, False))
@@ -242,6 +248,8 @@ class TritonLLMClient(LLMClient):
         return str(doc.get("text_output", "")), seq, inp
 
     def _http_stream(self, prompt: str, params: SamplingParams) -> Iterator[tuple[str, int | None, int | None]]:
+        import httpx
+
         url = f"http://{self.url}/v2/models/{self.model}/generate_stream"
         try:
             with self._http().stream("POST", url, json=self._http_body(prompt, params, True)) as response:

@@ -159,3 +159,20 @@ def test_pass_at_k_through_triton_with_the_evaluation_assets(served, env):
     passk = result.asset_materializations_for_node("pass_at_k")[0].metadata
     assert passk["samples"].value == 4 and passk["tasks"].value == 2
     assert 0.0 <= passk["pass@1"].value <= passk["pass@2"].value <= 1.0
+
+
+def test_gpu_heavy_assets_share_the_gpu_pool_and_the_chain_is_wired():
+    from june_pipelines.assets import engines
+
+    assert {a.key.to_user_string() for a in (engines.trt_checkpoint, engines.trt_engine, engines.triton_deployment,
+                                             engines.trtllm_serve_deployment) if a.op.pool == "gpu"} == {
+        "trt_checkpoint", "trt_engine", "triton_deployment", "trtllm_serve_deployment"}
+    assert engines.triton_model_repository.op.pool is None and model_weights.op.pool is None
+    from june_pipelines.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys}
+               for k in ("trt_checkpoint", "trt_engine", "triton_model_repository", "triton_deployment")}
+    assert parents == {"trt_checkpoint": {"model_weights"}, "trt_engine": {"trt_checkpoint"},
+                       "triton_model_repository": {"trt_engine", "model_weights"}, "triton_deployment": {"triton_model_repository"}}
+    assert defs.resolve_job_def("serve_model") is not None
