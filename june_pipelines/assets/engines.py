@@ -45,6 +45,19 @@ def _weights_dir(model_store: ModelStoreResource, spec: ModelSpec) -> Path:
     raise dg.Failure(f"no verified weights for {spec.id!r} under {root}: materialize model_weights first")
 
 
+def _tee(context: dg.AssetExecutionContext, path: Path):
+    """Log lines to the run (streamed live) and keep the full output in `path` beside the artifact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = path.open("w")
+
+    def log(line: str) -> None:
+        fh.write(line + "\n")
+        fh.flush()
+        context.log.info(line)
+
+    return log, fh
+
+
 def _run(trt: TensorRTLLMResource, spec_fn, local_cmd: list[str], log) -> None:
     from june_pipelines.serving.trtllm import check_version, run_container, run_local, version_command
 
@@ -88,17 +101,21 @@ def trt_checkpoint(
     if not (examples / "quantization").is_dir():
         raise dg.Failure(f"examples_dir {examples} is not a TensorRT-LLM examples/ folder (see docs/GPU_RUNBOOK.md)")
     started = time.perf_counter()
-    _run(
-        trtllm,
-        lambda: T.checkpoint_container(settings, trtllm.image, weights, out, examples, trtllm.gpus),
-        T.checkpoint_command(settings, str(weights), str(out), str(examples), settings.calib_dataset or ""),
-        context.log.info,
-    )
+    log_path = out.parent / "checkpoint.log"
+    log, fh = _tee(context, log_path)
+    with fh:
+        _run(
+            trtllm,
+            lambda: T.checkpoint_container(settings, trtllm.image, weights, out, examples, trtllm.gpus),
+            T.checkpoint_command(settings, str(weights), str(out), str(examples), settings.calib_dataset or ""),
+            log,
+        )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out)),
             "convert_time_s": round(time.perf_counter() - started, 1),
+            "log": dg.MetadataValue.path(str(log_path)),
             "size_mib": round(size / 2**20, 1),
             "settings": dg.MetadataValue.json(T.settings_dict(settings)),
             "gpus": ", ".join(report.gpus),
@@ -131,18 +148,22 @@ def trt_engine(context: dg.AssetExecutionContext, config: BuildConfig, trtllm: T
         raise dg.Failure(f"no TensorRT-LLM checkpoint in {ckpt}: materialize trt_checkpoint first")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    _run(
-        trtllm,
-        lambda: T.build_container(settings, trtllm.image, ckpt, out, trtllm.gpus),
-        T.build_command(settings, str(ckpt), str(out)),
-        context.log.info,
-    )
+    log_path = out.parent / "build.log"
+    log, fh = _tee(context, log_path)
+    with fh:
+        _run(
+            trtllm,
+            lambda: T.build_container(settings, trtllm.image, ckpt, out, trtllm.gpus),
+            T.build_command(settings, str(ckpt), str(out)),
+            log,
+        )
     info = T.inspect_engine(out)
     return dg.MaterializeResult(
         metadata={
             **info.metadata(),
             "engine_dir": dg.MetadataValue.path(str(out)),
             "build_time_s": round(time.perf_counter() - started, 1),
+            "log": dg.MetadataValue.path(str(log_path)),
             "settings": dg.MetadataValue.json(T.settings_dict(settings)),
             "gpus": ", ".join(report.gpus),
             "driver": report.driver or "",

@@ -315,22 +315,25 @@ class TritonLLMClient(LLMClient):
 class TritonLLMResource(LLMResource):
     """A Triton server with the TensorRT-LLM ensemble (or the llmapi model) per registered model.
 
-    The Triton model name is `<served name>ensemble` style: `model_name_template` formats it from
-    the registry's served name (default: the served name's ensemble, as written by the
-    `triton_model_repository` asset).
+    The Triton model name comes from the registry's served name (see `model_name_template`).
     """
 
     url: str = Field(default="127.0.0.1:8001", description="gRPC host:port (or HTTP host:port with protocol=http)")
     protocol: str = Field(default="grpc", description="grpc | http (the /generate endpoint)")
     layout: str = Field(default="inflight", description="inflight (ensemble) | llmapi")
     decoupled: bool = Field(default=True, description="The repository was generated with streaming (decoupled) models")
-    model_name_template: str = Field(default="{served_name}-ensemble", description="Triton model to call per registry model")
+    model_name_template: str | None = Field(
+        default=None,
+        description="Triton model to call, formatted with served_name/id; default '{served_name}-ensemble' "
+        "(inflight layout) or '{served_name}-tensorrt_llm' (llmapi), as the triton_model_repository asset names them",
+    )
     chat_template: str | None = Field(default=None, description="Override the registry's chat template (name or Jinja)")
     timeout_s: float = 300.0
 
     def triton_model_name(self, model_id: str) -> str:
         spec = get_model(model_id)
-        return self.model_name_template.format(served_name=spec.name_for_server, id=spec.id)
+        default = "{served_name}-ensemble" if self.layout == "inflight" else "{served_name}-tensorrt_llm"
+        return (self.model_name_template or default).format(served_name=spec.name_for_server, id=spec.id)
 
     def client(self, model_id: str | None = None) -> TritonLLMClient:
         spec = get_model(model_id or self.default_model)

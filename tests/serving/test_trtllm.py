@@ -128,3 +128,14 @@ def test_preflight_fails_clearly_on_this_machine(runner):
     with pytest.raises(T.GpuUnavailable) as err:
         T.require_gpu(runner)
     assert "no CPU fallback" in str(err.value)
+
+
+def test_run_local_streams_lines_and_fails_on_exit_code():
+    import sys
+
+    lines: list[str] = []
+    T.run_local([sys.executable, "-c", "print('[I] step 1'); print('[I] step 2')"], lines.append)
+    assert lines[0].startswith("$ ") and lines[1:] == ["[I] step 1", "[I] step 2"]
+    with pytest.raises(T.BuildError, match="exited with 3"):
+        T.run_local([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], lines.append)
+    assert lines[-1] == "boom"
