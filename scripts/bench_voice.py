@@ -67,6 +67,17 @@ def bench_turns(runs: int, length_scale: float) -> dict:
     load_s = time.perf_counter() - t
     questions = make_questions(length_scale)
     pipeline.turn("bench:warmup", audio=questions[0][1])  # first-call costs out of the way
+    from june_pipelines.voice.audio import decode_audio
+
+    peer = []  # faster-whisper's own transcribe (30 s window, VAD), same model, same audio, same run
+    for _q, audio, _s in questions:
+        samples = decode_audio(audio).samples
+        for _ in range(runs):
+            t = time.perf_counter()
+            segments, _info = pipeline.stt.model.transcribe(samples, language="en", beam_size=1, vad_filter=True,
+                                                            without_timestamps=True, condition_on_previous_text=False)
+            list(segments)
+            peer.append((time.perf_counter() - t) * 1000)
     rows = []
     for r in range(runs):
         for q, audio, seconds in questions:
@@ -75,7 +86,7 @@ def bench_turns(runs: int, length_scale: float) -> dict:
                          "decision": res.decision, "reply_audio_s": res.audio_duration_s, "stt_path": res.stt_path,
                          **{k: res.latency_ms[k] for k in STAGES},
                          **{f"cpu_{k}": v for k, v in res.cpu_ms.items()}})
-    return {"load_s": load_s, "rows": rows}
+    return {"load_s": load_s, "rows": rows, "peer_stt_ms": peer}
 
 
 def bench_sensor(runs: int) -> list[dict]:
@@ -154,11 +165,14 @@ def main() -> None:
     print("\n| stage | median ms | p90 ms |\n|---|---|---|")
     for k in STAGES:
         print(f"| {k} | {med[k]} | {p90[k]} |")
-    print(f"\nSTT real-time factor (median): {stt_rtf:.3f}; TTS real-time factor (median): {tts_rtf:.3f}")
+    peer_stt = median(turns["peer_stt_ms"])
+    print(f"\nSTT: June {med['stt']} ms vs faster-whisper transcribe() {peer_stt} ms on the same audio "
+          f"(ratio {peer_stt / max(med['stt'], 0.1):.2f}x)")
+    print(f"STT real-time factor (median): {stt_rtf:.3f}; TTS real-time factor (median): {tts_rtf:.3f}")
     print(f"process CPU time per turn (median ms, all threads): {cpu}")
     print("median total by decision: " + ", ".join(f"{d} {v} ms" for d, v in by_decision.items()))
     summary = {"turns": len(rows), "median_ms": med, "p90_ms": p90, "stt_rtf": round(stt_rtf, 3),
-               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "cpu_ms": cpu, "load_avg": round(load, 2)}
+               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "cpu_ms": cpu, "peer_stt_ms": peer_stt, "load_avg": round(load, 2)}
     if args.sensor:
         s = bench_sensor(max(3, args.runs))
         summary["sensor_path_ms"] = {k: median([x[k] for x in s]) for k in ("sensor_ms", "run_ms", "total_ms")}

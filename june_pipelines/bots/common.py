@@ -37,7 +37,18 @@ class ChatRateLimiter:
         self.window_s = window_s
         self.clock = clock
         self._seen: dict[str, deque[float]] = {}
+        self._warned: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def should_warn(self, chat_id: object) -> bool:
+        """True once per window for a limited chat: one "slow down" note, not one per message."""
+        now = self.clock()
+        with self._lock:
+            last = self._warned.get(str(chat_id))
+            if last is not None and now - last < self.window_s:
+                return False
+            self._warned[str(chat_id)] = now
+            return True
 
     def allow(self, chat_id: object) -> tuple[bool, float]:
         """(allowed, seconds to wait when not)."""

@@ -183,9 +183,10 @@ class DiscordGateway:
             return
         ok, wait_s = self.limiter.allow(message.channel.id)
         if not ok:
-            note = f"You're sending messages faster than I can answer. Please wait {wait_s:.0f} s."
-            await message.channel.send(note)
-            self.inbox.record_sent(PLATFORM, item.message_id, "rate_limit", "text", item.chat_id, text=note)
+            if self.limiter.should_warn(message.channel.id):
+                note = f"You're sending messages faster than I can answer. Please wait {wait_s:.0f} s."
+                await message.channel.send(note)
+                self.inbox.record_sent(PLATFORM, item.message_id, "rate_limit", "text", item.chat_id, text=note)
             self.inbox.finish(PLATFORM, item.message_id, "rate_limited")
             return
         await self.process(item, message)

@@ -220,13 +220,19 @@ class Inbox:
         )
 
     def hand_over(self, platform: str, message_id: str, transcript: str, result: dict[str, Any] | None = None) -> bool:
-        """processing -> handed_over: a Dagster run will answer (the bot sensor launches it)."""
+        """processing -> handed_over: a Dagster run will answer (the bot sensor launches it).
+
+        The hand-over sequence number (the sensor's cursor) is assigned in the same statement, so
+        concurrent hand-overs get distinct, increasing numbers.
+        """
         with self._lock:
-            seq = self._conn.execute("SELECT COALESCE(MAX(handed_over_seq), 0) + 1 FROM messages").fetchone()[0]
-        return self._transition(
-            platform, message_id, "handed_over", ("processing",), transcript=transcript,
-            handed_over_seq=seq, result=result or {},
-        )
+            cur = self._conn.execute(
+                "UPDATE messages SET status='handed_over', updated_at=?, transcript=?, result=?, "
+                "handed_over_seq=(SELECT COALESCE(MAX(handed_over_seq), 0) + 1 FROM messages) "
+                "WHERE platform=? AND message_id=? AND status='processing'",
+                (time.time(), transcript, json.dumps(result or {}, default=str), platform, message_id),
+            )
+        return cur.rowcount == 1
 
     def start_run(self, platform: str, message_id: str) -> bool:
         """handed_over -> running (exactly one run wins)."""

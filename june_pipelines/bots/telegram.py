@@ -222,9 +222,10 @@ class TelegramGateway:
             return
         ok, wait_s = self.limiter.allow(chat.id)
         if not ok:
-            note = f"You're sending messages faster than I can answer. Please wait {wait_s:.0f} s."
-            await context.bot.send_message(chat.id, note)
-            self.inbox.record_sent(PLATFORM, item.message_id, "rate_limit", "text", chat.id, text=note)
+            if self.limiter.should_warn(chat.id):
+                note = f"You're sending messages faster than I can answer. Please wait {wait_s:.0f} s."
+                await context.bot.send_message(chat.id, note)
+                self.inbox.record_sent(PLATFORM, item.message_id, "rate_limit", "text", chat.id, text=note)
             self.inbox.finish(PLATFORM, item.message_id, "rate_limited")
             return
         task = asyncio.ensure_future(self.process(item, context.bot))
