@@ -134,20 +134,20 @@ class TritonLLMClient(LLMClient):
         import numpy as np
         import tritonclient.grpc as grpcclient
 
-        batched = self.layout == "inflight"  # the ensemble has max_batch_size > 0
+        # Both layouts batch (the ensemble's max_batch_size; llmapi's comes from model.yaml), so every
+        # input carries a leading batch dimension of 1: text_input is [1, 1].
         np_types = {"BYTES": object, "INT32": np.int32, "FP32": np.float32, "UINT64": np.uint64, "BOOL": bool}
+        arrays = {
+            name: (np.array([[value.encode("utf-8") if isinstance(value, str) else value]], dtype=np_types[dtype]), dtype)
+            for name, (value, dtype) in self._fields(prompt, params, stream).items()
+        }
+        if params.stop:
+            name = "stop_words" if self.layout == "inflight" else "sampling_param_stop"
+            arrays[name] = (np.array([[s.encode("utf-8") for s in params.stop]], dtype=object), "BYTES")
         inputs = []
-        for name, (value, dtype) in self._fields(prompt, params, stream).items():
-            item = value.encode("utf-8") if isinstance(value, str) else value
-            array = np.array([[item]] if batched else [item], dtype=np_types[dtype])
+        for name, (array, dtype) in arrays.items():
             tensor = grpcclient.InferInput(name, list(array.shape), dtype)
             tensor.set_data_from_numpy(array)
-            inputs.append(tensor)
-        if params.stop:
-            words = np.array([[s.encode("utf-8") for s in params.stop]] if batched else [s.encode() for s in params.stop], dtype=object)
-            name = "stop_words" if batched else "sampling_param_stop"
-            tensor = grpcclient.InferInput(name, list(words.shape), "BYTES")
-            tensor.set_data_from_numpy(words)
             inputs.append(tensor)
         return inputs
 

@@ -133,3 +133,23 @@ def test_bls_model_streams_the_same_text_as_the_ensemble(triton):
     assert bls.complete(PROMPT, params).text == ensemble
     assert "".join(bls.stream_complete(PROMPT, params)) == ensemble
     repo.unload("smol-tensorrt_llm_bls", unload_dependents=False)
+
+
+def test_llmapi_layout_served_with_the_client(tmp_path):
+    """The generated llmapi repository (config.pbtxt + model.yaml) with a GGUF stand-in for NVIDIA's model.py."""
+    _pytriton_or_skip()
+    settings = TritonRepoSettings(layout="llmapi", name_prefix="api-", max_batch_size=4, decoupled=True)
+    generate(tmp_path, settings)
+    version = tmp_path / "api-tensorrt_llm" / "1"
+    shutil.copy(Path(__file__).parent / "fake_models" / "llmapi_gguf.py", version / "model.py")
+    (version / "fake_engine.json").write_text(json.dumps({"gguf": str(get_model("smollm2").gguf_path())}))
+    with LocalTritonServer(tmp_path) as server:
+        repo = TritonRepositoryClient(server.http_url)
+        assert repo.deploy("api-tensorrt_llm").entry_ready
+        client = TritonLLMClient("api-tensorrt_llm", server.grpc_url, layout="llmapi")
+        params = SamplingParams(max_tokens=16)
+        whole = client.complete(PROMPT, params).text
+        assert "Paris" in whole
+        assert "".join(client.stream_complete(PROMPT, params)) == whole
+        http = TritonLLMClient("api-tensorrt_llm", server.http_url, protocol="http", layout="llmapi")
+        assert http.complete(PROMPT, params).text == whole
