@@ -134,6 +134,12 @@ def sha256_file(path: Path, chunk: int = 8 * 2**20) -> str:
     return digest.hexdigest()
 
 
+def matches(rel: str, patterns: Iterable[str]) -> bool:
+    patterns = tuple(patterns)
+    name = rel.rsplit("/", 1)[-1]
+    return not patterns or any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns)
+
+
 def select_files(root: Path, patterns: Iterable[str] = ()) -> list[str]:
     """Relative paths of the model files under `root` matching any pattern (all files if none)."""
     patterns = tuple(patterns)
@@ -144,7 +150,7 @@ def select_files(root: Path, patterns: Iterable[str] = ()) -> list[str]:
             rel = (Path(dirpath) / name).relative_to(root).as_posix()
             if rel == MANIFEST_NAME or name.endswith(".incomplete") or name.endswith(".lock"):
                 continue
-            if not patterns or any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(name, p) for p in patterns):
+            if matches(rel, patterns):
                 found.append(rel)
     return found
 
@@ -256,13 +262,16 @@ def download_from_hub(
         raise WeightsError(
             f"model {spec.id!r} has no pinned revision; set `revision: <commit sha>` for it in the registry"
         )
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, snapshot_download
 
     final = store_path(cache_dir, spec.id, spec.revision)
     staging = final.parent / f".{spec.revision}.partial"
     staging.mkdir(parents=True, exist_ok=True)
     log(f"{spec.id}: downloading {spec.hub_repo}@{spec.revision} ({', '.join(spec.files) or 'all files'})")
     try:
+        # The hub's own file list (sizes, LFS sha256) for this revision: what a complete download is.
+        info = HfApi(endpoint=endpoint, token=token).model_info(spec.hub_repo, revision=spec.revision, files_metadata=True)
+        expected = {s.rfilename: s for s in info.siblings or [] if matches(s.rfilename, spec.files)}
         snapshot_download(
             repo_id=spec.hub_repo,
             revision=spec.revision,
@@ -283,14 +292,32 @@ def download_from_hub(
             + ". Without network access, import the files with `june engine weights MODEL --import-dir DIR` or set HF_HUB_OFFLINE=1 "
             "to use only what is already cached."
         ) from exc
-    files = select_files(staging, spec.files)
-    if not files:
-        raise WeightsError(f"model {spec.id!r}: the download of {spec.hub_repo}@{spec.revision} matched no files")
+    if not expected:
+        raise WeightsError(f"model {spec.id!r}: no file of {spec.hub_repo}@{spec.revision} matches {list(spec.files)}")
+    files = sorted(expected)
+    missing = [f for f in files if not (staging / f).is_file()]
+    if missing:
+        raise WeightsError(f"model {spec.id!r}: download incomplete, missing {missing}; run again to resume")
     shutil.rmtree(staging / ".cache", ignore_errors=True)
     manifest = build_manifest(staging, spec.id, spec.revision, f"hub:{spec.hub_repo}", files)
+    _check_against_hub(spec, manifest, expected)
     _publish(staging, final, manifest)
     log(f"{spec.id}: {len(files)} files, {manifest.total_bytes} bytes in {final}")
     return Weights(spec.id, final, manifest, reused=False)
+
+
+def _check_against_hub(spec: ModelSpec, manifest: Manifest, expected: dict) -> None:
+    """Sizes against the hub's listing, sha256 against its LFS metadata (large files)."""
+    problems = []
+    for entry in manifest.files:
+        sibling = expected[entry.path]
+        if sibling.size is not None and sibling.size != entry.size:
+            problems.append(f"{entry.path}: {entry.size} bytes, the hub says {sibling.size}")
+        lfs = getattr(sibling, "lfs", None)
+        if lfs is not None and getattr(lfs, "sha256", None) and lfs.sha256 != entry.sha256:
+            problems.append(f"{entry.path}: sha256 differs from the hub's")
+    if problems:
+        raise WeightsError(f"model {spec.id!r}: downloaded files do not match {spec.hub_repo}@{spec.revision}: {problems}")
 
 
 def ensure_weights(

@@ -93,3 +93,15 @@ def test_unpinned_and_unregistered_models_are_refused(local_registry, tmp_path):
         W.ensure_weights(get_model("unpinned"), tmp_path / "store")
     with pytest.raises(RegistryError, match="not registered"):
         get_model("someone/else")
+
+
+def test_interrupted_download_keeps_completed_files_for_resume(local_registry, tmp_path):
+    """Completed files from an earlier attempt stay in the staging directory (not in the cache)."""
+    spec = get_model("hub-model")
+    staging = tmp_path / "store" / "hub-model" / f".{spec.revision}.partial"
+    staging.mkdir(parents=True)
+    (staging / "config.json").write_text("{}")
+    with pytest.raises(W.WeightsError, match="next attempt resumes"):
+        W.download_from_hub(spec, tmp_path / "store", endpoint=f"http://127.0.0.1:{_closed_port()}")
+    assert (staging / "config.json").is_file()
+    assert not (tmp_path / "store" / "hub-model" / spec.revision).exists()
