@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 
 from june_pipelines.registry import RegistryError, get_model
 from june_pipelines.serving import weights as W
+
+sys.path.insert(0, str(Path(__file__).parent))  # fake_hub
 
 
 def test_import_bundled_gguf_writes_verified_manifest(local_registry, tmp_path):
@@ -105,3 +110,48 @@ def test_interrupted_download_keeps_completed_files_for_resume(local_registry, t
         W.download_from_hub(spec, tmp_path / "store", endpoint=f"http://127.0.0.1:{_closed_port()}")
     assert (staging / "config.json").is_file()
     assert not (tmp_path / "store" / "hub-model" / spec.revision).exists()
+
+
+REV = "12fd25f77366fa6b3b4b768ec3050bf629380bac"
+HUB_FILES = {"config.json": b'{"model_type": "llama"}', "model.safetensors": bytes(range(256)) * 40, "README.md": b"card"}
+
+
+@pytest.fixture
+def hub():
+    from fake_hub import FakeHub
+
+    server = FakeHub("HuggingFaceTB/SmolLM2-135M-Instruct", REV, HUB_FILES, lfs={"model.safetensors"})
+    yield server
+    server.close()
+
+
+def _hub_spec():
+    from june_pipelines.registry import ModelSpec
+
+    return ModelSpec(id="hub-model", hub_repo="HuggingFaceTB/SmolLM2-135M-Instruct", revision=REV, files=("config.json", "*.safetensors"))
+
+
+def test_hub_download_at_pinned_revision_checked_against_the_hub(hub, tmp_path):
+    got = W.ensure_weights(_hub_spec(), tmp_path / "store", endpoint=hub.url)
+    assert got.path == tmp_path / "store" / "hub-model" / REV and got.manifest.source == "hub:HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert {f.path: f.sha256 for f in got.manifest.files} == {
+        "config.json": hashlib.sha256(HUB_FILES["config.json"]).hexdigest(),
+        "model.safetensors": hashlib.sha256(HUB_FILES["model.safetensors"]).hexdigest(),
+    }  # README.md is not in the registry's files
+    assert all(f"/resolve/{REV}/" in r for r in hub.requests if "/resolve/" in r)  # only the pinned commit
+    assert sorted(p.name for p in got.path.parent.iterdir()) == [REV]  # staging gone
+    before = len(hub.requests)
+    again = W.ensure_weights(_hub_spec(), tmp_path / "store", endpoint=hub.url, offline=True)
+    assert again.reused and len(hub.requests) == before  # verified cache, no hub call
+
+
+def test_hub_download_with_corrupt_file_is_not_published(tmp_path):
+    from fake_hub import FakeHub
+
+    server = FakeHub("HuggingFaceTB/SmolLM2-135M-Instruct", REV, HUB_FILES, lfs={"model.safetensors"}, corrupt={"model.safetensors"})
+    try:
+        with pytest.raises(W.WeightsError, match="sha256 differs from the hub's"):
+            W.ensure_weights(_hub_spec(), tmp_path / "store", endpoint=server.url)
+    finally:
+        server.close()
+    assert not (tmp_path / "store" / "hub-model" / REV).exists()
