@@ -35,7 +35,12 @@ def repo_cmd(model, out, layout, tokenizer, engine_dir, max_batch_size, decouple
         from june_pipelines.serving.resources import ModelStoreResource
         from june_pipelines.assets.engines import _weights_dir
 
-        tokenizer = _weights_dir(ModelStoreResource(), spec)
+        import dagster as dg
+
+        try:
+            tokenizer = _weights_dir(ModelStoreResource(), spec)
+        except dg.Failure as exc:
+            raise click.ClickException(f"{exc.description} (or pass --tokenizer DIR)") from exc
     settings = TritonRepoSettings(
         layout=layout,
         name_prefix=f"{spec.name_for_server}-" if prefix else "",

@@ -153,3 +153,18 @@ def test_llmapi_layout_served_with_the_client(tmp_path):
         assert "".join(client.stream_complete(PROMPT, params)) == whole
         http = TritonLLMClient("api-tensorrt_llm", server.http_url, protocol="http", layout="llmapi")
         assert http.complete(PROMPT, params).text == whole
+
+
+def test_concurrent_requests_each_get_their_own_answer(triton):
+    """Evaluations send requests from several threads: every stream must get its own, complete answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server, _, _ = triton
+    client = TritonLLMClient("smol-ensemble", server.grpc_url)
+    prompts = [PROMPT, PROMPT.replace("France", "Italy"), PROMPT.replace("France", "Spain")]
+    params = SamplingParams(max_tokens=16)
+    expected = [client.complete(p, params).text for p in prompts]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda p: client.complete(p, params).text, prompts * 2))
+    assert got == expected * 2
+    assert "Rome" in expected[1] and "Madrid" in expected[2]
