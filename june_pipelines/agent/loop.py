@@ -53,6 +53,14 @@ def extract_code(text: str) -> str | None:
     return None
 
 
+def readable_expression(expr: str) -> str:
+    """'17 * 23' -> '17 times 23': written and spoken replies read the same."""
+    for op, word in (("**", " to the power of "), ("*", " times "), ("/", " divided by "), ("%", " modulo ")):
+        expr = expr.replace(op, word)
+    expr = re.sub(r"sqrt\((.*?)\)", r"the square root of \1", expr)
+    return re.sub(r"\s+", " ", expr).strip()
+
+
 def first_sentences(text: str, n: int = 2, max_chars: int = 300) -> str:
     """The first `n` distinct sentences, with a small model's loops ("merci, merci, merci") cut."""
     text = re.sub(r"\s+", " ", text).strip()
@@ -240,7 +248,7 @@ class Agent:
             last[o.tool] = o  # a repaired run replaces the failed one
         for tool, o in last.items():
             if tool == "calc":
-                parts.append(f"{o.arg.replace('**', ' to the power of ')} is {o.value}." if o.ok else "I couldn't work that out.")
+                parts.append(f"{readable_expression(o.arg)} is {o.value}." if o.ok else "I couldn't work that out.")
             elif tool == "now":
                 parts.append(f"It is {o.value}.")
             elif tool == "recall":
