@@ -130,3 +130,46 @@ async def test_text_whitelist_and_long_split(discord_world, make_pipeline, tmp_p
     parts = [m["json"]["content"] for m in fake.messages()[2:]]
     assert len(parts) == 3 and all(len(p) <= 2000 for p in parts)
     assert " ".join(parts).split() == long.split()
+
+
+async def test_restart_reprocesses_an_unanswered_message_once(discord_world, make_pipeline, tmp_path):
+    """A message left `processing` by a dead gateway is fetched again and answered once."""
+    fake, make_message = discord_world
+    db = tmp_path / "inbox.sqlite"
+    dead = Inbox(db)
+    message = make_message(message_payload("50", ALICE, "What is 3 times 3?"))
+    from june_pipelines.bots.discord import message_payload as stored_payload
+
+    dead.receive("discord", "50", DM_CHANNEL, "111", "text", stored_payload(message))
+    assert dead.claim("discord", "50")  # ... and the process died here
+
+    original_request = fake.request
+
+    async def request(route, **kw):  # GET /channels/{id}/messages/{id}: Discord returns the message
+        if route.method == "GET" and route.path.endswith("/messages/{message_id}"):
+            fake.requests.append({"method": "GET", "path": route.path})
+            return message_payload("50", ALICE, "What is 3 times 3?")
+        return await original_request(route, **kw)
+
+    class Client:  # what on_ready hands to recover(): discord.Client's channel lookup
+        def get_channel(self, channel_id):
+            return message.channel
+
+    import discord
+
+    fake_http_request = discord.http.HTTPClient.request
+    discord.http.HTTPClient.request = lambda self, route, **kw: request(route, **kw)
+    try:
+        gw = gateway(make_pipeline(), Inbox(db))
+        await gw.recover(Client())
+        for _ in range(200):
+            if Inbox(db).get("discord", "50").status == "done":
+                break
+            await asyncio.sleep(0.05)
+        await gw.handle_message(message)  # Discord will not redeliver, but if it did: no second answer
+    finally:
+        discord.http.HTTPClient.request = fake_http_request
+    (answer,) = fake.messages()
+    assert "9" in answer["json"]["content"]
+    item = Inbox(db).get("discord", "50")
+    assert item.status == "done" and item.attempts == 2
