@@ -6,7 +6,7 @@ import base64
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -41,8 +41,7 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def bar_plot(
     frame: pd.DataFrame, label_columns: Sequence[str], value_columns: Sequence[str], title: str, path: Path
 ) -> str:
-    """Grouped bars (one group per row, one bar per value column) saved as PNG; returns markdown
-    with the image inlined, which the Dagster UI renders in the metadata panel."""
+    """Grouped bars (one group per row, one bar per value column); see `figure_markdown`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,6 +57,14 @@ def bar_plot(
     ax.set_ylim(0, 1)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return figure_markdown(fig, title, path)
+
+
+def figure_markdown(fig: Any, title: str, path: Path) -> str:
+    """Save a matplotlib figure as PNG at `path` and close it; return markdown with the image
+    inlined, which the Dagster UI renders in the metadata panel."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")

@@ -18,14 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-
-def june_home() -> Path:
-    try:
-        from june_pipelines.paths import june_home as _home
-
-        return _home()
-    except ImportError:  # pragma: no cover - paths.py ships with the package
-        return Path(os.environ.get("JUNE_HOME") or Path.cwd() / ".june").resolve()
+from june_pipelines.paths import june_home
 
 
 def default_memory_path() -> Path:

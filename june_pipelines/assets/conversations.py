@@ -2,13 +2,12 @@
 summary across days. The turns come from the conversation memory the gateways and runs write."""
 
 
-import base64
-import io
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from june_pipelines.reporting import figure_markdown
 from june_pipelines.voice.resources import ConversationMemoryResource
 
 GROUP = "conversations"
@@ -17,7 +16,7 @@ daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 
 
 def conversations_dir() -> Path:
-    from june_pipelines.agent.memory import june_home
+    from june_pipelines.paths import june_home
 
     return june_home() / "conversations"
 
@@ -63,13 +62,7 @@ def latency_plot(frame, path: Path) -> str:  # noqa: ANN001
     ax.set_xticks(range(1, len(STAGES) + 1), list(STAGES))
     ax.set_ylabel("ms")
     ax.set_title(f"Voice turn latency per stage ({len(frame)} turns)")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    return f"![latency](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
+    return figure_markdown(fig, "latency", path)
 
 
 @dg.asset(partitions_def=daily, group_name=GROUP, kinds={"parquet"})

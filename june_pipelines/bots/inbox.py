@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from june_pipelines.agent.memory import june_home
+from june_pipelines.paths import june_home
 
 ACTIVE = ("received", "processing")
 FINAL = ("done", "failed", "refused", "rate_limited")

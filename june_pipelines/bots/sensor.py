@@ -19,7 +19,7 @@ from pydantic import Field
 
 from june_pipelines.inference.resources import LLMResource
 from june_pipelines.sandboxes.resources import SandboxResource
-from june_pipelines.voice.resources import ConversationMemoryResource, STTResource, TTSResource
+from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
 
 LIVE_PRIORITY = "10"  # evaluations run at the default priority 0
 

@@ -6,10 +6,14 @@ import os
 
 import click
 
+from june_pipelines.cli.bench import bench_group
 from june_pipelines.cli.bot import bot_group
+from june_pipelines.cli.engine import engine_group
 from june_pipelines.cli.eval import demo, eval_group, ui
-from june_pipelines.progress import BAR_ENV
+from june_pipelines.cli.sandbox import sandbox_group
+from june_pipelines.cli.triton import triton_group
 from june_pipelines.cli.voice import voice_group
+from june_pipelines.progress import BAR_ENV
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,20 +27,5 @@ def main() -> None:
     os.environ.setdefault(BAR_ENV, "1")
 
 
-main.add_command(demo)
-main.add_command(eval_group)
-main.add_command(ui)
-
-from june_pipelines.cli.bench import bench_group  # noqa: E402
-from june_pipelines.cli.sandbox import sandbox_group  # noqa: E402
-
-main.add_command(sandbox_group)
-main.add_command(bench_group)
-main.add_command(voice_group)
-main.add_command(bot_group)
-
-from june_pipelines.cli.engine import engine_group  # noqa: E402
-from june_pipelines.cli.triton import triton_group  # noqa: E402
-
-main.add_command(triton_group)
-main.add_command(engine_group)
+for command in (demo, eval_group, ui, bench_group, sandbox_group, engine_group, triton_group, voice_group, bot_group):
+    main.add_command(command)

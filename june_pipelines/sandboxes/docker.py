@@ -23,7 +23,7 @@ from typing import Any
 from june_pipelines.sandboxes.base import SandboxInfo
 from june_pipelines.sandboxes.forkserver import BOOTSTRAP
 from june_pipelines.sandboxes.image import DEFAULT_IMAGE, docker_client
-from june_pipelines.sandboxes.pool import Channel, ForkServerPool, WorkerBroken, bootstrap_payload
+from june_pipelines.sandboxes.pool import Channel, ForkServerPool, handshake
 
 LABEL = "june.sandbox"
 UID_BASE = 62000
@@ -210,16 +210,10 @@ class DockerSandbox(ForkServerPool):
             container.remove(force=True)
             raise
         config = {"uid": None, "private_mounts": False, "set_nproc": True, "work_root": "/tmp"}
-        try:
-            channel.send(bootstrap_payload(config))
-            ready = channel.read_json(time.monotonic() + START_TIMEOUT_S)
-        except (WorkerBroken, OSError) as exc:
-            tail = channel.stderr_tail.decode("utf-8", "replace")
-            channel.kill()
-            raise WorkerBroken(f"container fork-server {slot} did not start: {exc}: {tail}") from None
-        if not ready.get("ready"):
-            channel.kill()
-            raise WorkerBroken(f"container fork-server {slot} did not start: {ready!r}")
+        ready = handshake(
+            channel, config, f"container fork-server {slot}", START_TIMEOUT_S,
+            lambda: channel.stderr_tail.decode("utf-8", "replace"),
+        )
         return channel, ready
 
     def _after_close(self) -> None:

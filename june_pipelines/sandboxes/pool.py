@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from importlib import resources as importlib_resources
@@ -37,6 +37,25 @@ def bootstrap_payload(config: dict) -> bytes:
     """What a fresh `python -c BOOTSTRAP` reads on stdin: the server source, then its config."""
     src = forkserver_source()
     return f"{len(src)}\n".encode() + src + (json.dumps(config) + "\n").encode()
+
+
+def handshake(channel: Channel, config: dict, what: str, timeout_s: float, tail: Callable[[], str]) -> dict:
+    """Send the fork-server source and its config, then wait for its `ready` line.
+
+    A server that breaks or answers anything else is killed; `tail` adds its last stderr lines
+    to the error, which is what tells a user why a worker could not start.
+    """
+    try:
+        channel.send(bootstrap_payload(config))
+        ready = channel.read_json(time.monotonic() + timeout_s)
+    except (WorkerBroken, OSError) as exc:
+        detail = tail()
+        channel.kill()
+        raise WorkerBroken(f"{what} did not start: {exc}: {detail}") from None
+    if not ready.get("ready"):
+        channel.kill()
+        raise WorkerBroken(f"{what} did not start: {ready!r}")
+    return ready
 
 
 class Channel:

@@ -18,11 +18,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 from june_pipelines.sandboxes.base import SandboxInfo
 from june_pipelines.sandboxes.forkserver import BOOTSTRAP
-from june_pipelines.sandboxes.pool import Channel, ForkServerPool, WorkerBroken, bootstrap_payload
+from june_pipelines.sandboxes.pool import Channel, ForkServerPool, handshake
 
 UID_BASE = 61000
 START_TIMEOUT_S = 30.0
@@ -154,15 +153,7 @@ class ProcessSandbox(ForkServerPool):
         finally:
             err.close()
         channel = PipeChannel(proc, uid if "pidns" not in self.isolation else None)
-        try:
-            channel.send(bootstrap_payload(config))
-            ready = channel.read_json(time.monotonic() + START_TIMEOUT_S)
-        except (WorkerBroken, OSError) as exc:
-            channel.kill()
-            raise WorkerBroken(f"fork-server {slot} did not start: {exc}: {self._log_tail(slot)}") from None
-        if not ready.get("ready"):
-            channel.kill()
-            raise WorkerBroken(f"fork-server {slot} did not start: {ready!r}")
+        ready = handshake(channel, config, f"fork-server {slot}", START_TIMEOUT_S, lambda: self._log_tail(slot))
         return channel, ready
 
     def _log_tail(self, slot: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import re
 import threading
 
 import pytest
@@ -12,7 +13,12 @@ import pytest_asyncio
 from fake_telegram_api import TOKEN, FakeBotAPI
 
 from june_pipelines.bots.inbox import Inbox
-from june_pipelines.bots.telegram import TelegramConfig, TelegramGateway, file_base_url, send_reply
+from june_pipelines.bots.telegram import (
+    TelegramConfig,
+    TelegramGateway,
+    file_base_url,
+    send_reply,
+)
 from june_pipelines.voice.audio import probe_audio
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -59,7 +65,8 @@ async def test_voice_in_voice_and_text_out(api, make_pipeline, spoken_question, 
     assert any(c.params.get("action") == "record_voice" for c in api.sent("sendChatAction", ALICE))
     assert [c.method for c in api.calls if c.method == "getFile"] == ["getFile"]
     (item,) = inbox.items("telegram")
-    assert item.status == "done" and item.result["transcript"].lower().startswith("what is 17")
+    # Piper's synthesis is stochastic ("what is" is sometimes heard as "what are"); the numbers are not.
+    assert item.status == "done" and re.search(r"\b17\b.*\b23\b", item.result["transcript"])
     history = inbox.history("telegram", item.message_id)
     assert [h["part"] for h in history] == ["voice", "text:0"]
     assert all(h["within_limits"] for h in history)

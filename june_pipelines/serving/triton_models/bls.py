@@ -8,7 +8,6 @@ that an ensemble cannot express. Composing model names come from the config para
 
 import json
 
-import numpy as np
 
 try:
     import triton_python_backend_utils as pb_utils
