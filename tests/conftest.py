@@ -35,3 +35,19 @@ def smollm2_client():
     client = LlamaCppLLMResource().client("smollm2")
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_dagster_state_storage():
+    """Dagster 1.13 keeps the current defs-state storage in a context variable that a
+    DagsterInstance sets on `__enter__`. Entering an instance that is already entered (for example
+    `materialize(instance=...)` inside `instance_for_test()`) loses the reset, and a later test that
+    loads definitions then reaches a garbage-collected instance. Every test starts without one."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    token = _current_storage.set(None)
+    yield
+    try:
+        _current_storage.reset(token)
+    except ValueError:  # reset from another context (async fixtures): clearing is what matters
+        _current_storage.set(None)
