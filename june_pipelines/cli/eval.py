@@ -188,12 +188,16 @@ def run_command(
     _print_summary(summary)
 
 
+# HumanEval's canonical solutions are at most ~250 tokens; a longer chat answer is a runaway loop.
+DEMO_MAX_TOKENS = 256
+
+
 @click.command("demo")
 @click.option("--limit", type=int, default=None, help="Only the first N HumanEval tasks (default: all 164).")
 def demo(limit: int | None) -> None:
     """The main job on the embedded default: HumanEval pass@1 (greedy, n=1) of the bundled SmolLM2
     model, run through the Dagster evaluation assets, then a result table and where results are."""
-    completions = {"n": 1, "temperature": 0.0, "max_tokens": 384}
+    completions = {"n": 1, "temperature": 0.0, "max_tokens": DEMO_MAX_TOKENS}
     summary = run_evaluation("smollm2", "humaneval", completions, {"limit": limit}, [1])
     _print_summary(summary)
 

@@ -24,6 +24,7 @@ class LlamaCppClient(LLMClient):
         n_ctx: int = 4096,
         n_threads: int | None = None,
         n_batch: int = 512,
+        flash_attn: bool = False,
     ) -> None:
         super().__init__(model)
         try:
@@ -37,6 +38,7 @@ class LlamaCppClient(LLMClient):
             n_ctx=n_ctx,
             n_threads=n_threads or os.cpu_count() or 1,
             n_batch=n_batch,
+            flash_attn=flash_attn,
             verbose=False,
         )
 

