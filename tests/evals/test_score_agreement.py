@@ -31,8 +31,14 @@ def _samples() -> list[dict]:
     return samples
 
 
-@pytest.fixture(scope="module")
-def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[dict], dict]:
+@pytest.fixture(scope="module", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def scored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[dict], dict]:
+    if request.param == "docker":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sandboxes"))
+        from sandbox_helpers import ensure_image, require_docker
+
+        require_docker()
+        ensure_image()
     work = tmp_path_factory.mktemp("agreement")
     samples_file = work / "samples.jsonl"
     samples_file.write_text("".join(json.dumps(s) + "\n" for s in _samples()))
@@ -40,7 +46,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[d
     june = Path(sys.executable).with_name("june")
     completed = subprocess.run(
         [str(june), "eval", "score", str(samples_file), "--dataset", "humaneval",
-         "--sandbox", "process", "--k", "1,2", "--out", str(ours_file)],
+         "--sandbox", request.param, "--k", "1,2", "--out", str(ours_file)],
         capture_output=True, text=True, check=True, timeout=300,
     )
     last_line = json.loads(completed.stdout.strip().splitlines()[-1])

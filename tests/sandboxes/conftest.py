@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sandbox_helpers import DOCKER, ensure_image, sandbox_processes
+from sandbox_helpers import ensure_image, require_docker, sandbox_processes
 
 from june_pipelines.sandboxes.base import SandboxBackend
 
@@ -24,8 +24,7 @@ def process_pool() -> Iterator[SandboxBackend]:
 
 @pytest.fixture(scope="session")
 def docker_pool() -> Iterator[SandboxBackend]:
-    if not DOCKER:
-        pytest.skip("no Docker engine answers (DOCKER_HOST / /var/run/docker.sock)")
+    require_docker()
     ensure_image()
     from june_pipelines.sandboxes.docker import DockerSandbox
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+
+import pytest
+
 from june_pipelines.sandboxes.base import Limits, Program
 
 # Set before any pool starts: no program may see it.
@@ -28,6 +31,17 @@ def docker_engine_answers() -> bool:
 
 
 DOCKER = docker_engine_answers()
+
+
+def require_docker() -> None:
+    """Skip without a Docker engine, except where one is required (CI sets JUNE_REQUIRE_DOCKER=1):
+    there a missing engine fails the Docker tests instead of silently skipping them."""
+    if DOCKER:
+        return
+    message = "no Docker engine answers (DOCKER_HOST / /var/run/docker.sock)"
+    if os.environ.get("JUNE_REQUIRE_DOCKER") == "1":
+        pytest.fail(message + " but JUNE_REQUIRE_DOCKER=1")
+    pytest.skip(message)
 
 
 def canonical_program(task: str = "HumanEval/0") -> Program:

@@ -10,14 +10,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sandbox_helpers import DOCKER, HOSTILE_LIMITS, canonical_program, ensure_image
+from sandbox_helpers import HOSTILE_LIMITS, canonical_program, ensure_image, require_docker
 
 from june_pipelines.sandboxes.base import Limits, Program, Status
 
-pytestmark = [
-    pytest.mark.docker,
-    pytest.mark.skipif(not DOCKER, reason="no Docker engine answers (DOCKER_HOST / /var/run/docker.sock)"),
-]
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(autouse=True)
+def _docker_engine() -> None:
+    require_docker()
 
 
 @pytest.fixture(scope="module")
