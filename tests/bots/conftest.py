@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytest_asyncio
+from fake_telegram_api import FakeBotAPI
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,12 @@ def make_pipeline(speech_models, smollm2_client, tmp_path: Path):
         return VoicePipeline(Agent(smollm2_client, memory=memory), stt=stt, tts=tts, memory=memory, **kwargs)
 
     return make
+
+
+@pytest_asyncio.fixture
+async def api():
+    """A fake Telegram Bot API server on loopback, one per test."""
+    server = FakeBotAPI()
+    await server.start()
+    yield server
+    await server.stop()

@@ -8,8 +8,7 @@ import time
 
 import dagster as dg
 import pytest
-import pytest_asyncio
-from fake_telegram_api import TOKEN, FakeBotAPI
+from fake_telegram_api import TOKEN
 
 from june_pipelines.bots.inbox import Inbox
 from june_pipelines.bots.sensor import InboxResource, bot_sensor, bot_turn_job
@@ -53,17 +52,13 @@ def test_the_llm_step_is_in_the_gpu_pool_and_outranks_evaluations():
     assert bot_turn_job.tags["dagster/priority"] == "10"
 
 
-@pytest_asyncio.fixture
-async def api():
-    server = FakeBotAPI()
-    await server.start()
-    yield server
-    await server.stop()
-
-
 @pytest.mark.asyncio(loop_scope="function")
 async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline, smollm2_client, tmp_path, monkeypatch):
-    from june_pipelines.bots.telegram import HANDOFF_ACK, TelegramConfig, TelegramGateway
+    from june_pipelines.bots.telegram import (
+        HANDOFF_ACK,
+        TelegramConfig,
+        TelegramGateway,
+    )
     from june_pipelines.inference.resources import LlamaCppLLMResource
     from june_pipelines.sandboxes.resources import ProcessSandboxResource
     from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource

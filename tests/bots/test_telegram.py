@@ -9,7 +9,6 @@ import re
 import threading
 
 import pytest
-import pytest_asyncio
 from fake_telegram_api import TOKEN, FakeBotAPI
 
 from june_pipelines.bots.inbox import Inbox
@@ -24,14 +23,6 @@ from june_pipelines.voice.audio import probe_audio
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 ALICE, MALLORY = 111, 222
-
-
-@pytest_asyncio.fixture
-async def api():
-    server = FakeBotAPI()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def gateway(api: FakeBotAPI, pipeline, inbox: Inbox, **kw) -> TelegramGateway:

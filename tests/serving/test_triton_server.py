@@ -15,8 +15,16 @@ from june_pipelines.inference.base import ChatMessage, SamplingParams
 from june_pipelines.inference.triton import TritonLLMClient
 from june_pipelines.registry import get_model
 from june_pipelines.serving.triton_deploy import DeployError, TritonRepositoryClient
-from june_pipelines.serving.triton_local import LocalTritonError, LocalTritonServer, find_pytriton
-from june_pipelines.serving.triton_repo import TritonRepoSettings, generate, validate_repository
+from june_pipelines.serving.triton_local import (
+    LocalTritonError,
+    LocalTritonServer,
+    find_pytriton,
+)
+from june_pipelines.serving.triton_repo import (
+    TritonRepoSettings,
+    generate,
+    validate_repository,
+)
 
 FAKE_TRTLLM = Path(__file__).parent / "fake_models" / "tensorrt_llm_gguf.py"
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"

@@ -8,7 +8,10 @@ import dagster as dg
 import pandas as pd
 
 from june_pipelines.agent.memory import ConversationMemory, TurnRecord
-from june_pipelines.assets.conversations import conversation_latency_summary, conversation_transcripts
+from june_pipelines.assets.conversations import (
+    conversation_latency_summary,
+    conversation_transcripts,
+)
 from june_pipelines.voice.resources import ConversationMemoryResource
 
 
