@@ -45,33 +45,37 @@ def _weights_dir(model_store: ModelStoreResource, spec: ModelSpec) -> Path:
     raise dg.Failure(f"no verified weights for {spec.id!r} under {root}: materialize model_weights first")
 
 
-def _tee(context: dg.AssetExecutionContext, path: Path):
-    """Log lines to the run (streamed live) and keep the full output in `path` beside the artifact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = path.open("w")
+def _run_logged(
+    context: dg.AssetExecutionContext, trt: TensorRTLLMResource, log_path: Path, spec_fn, local_cmd: list[str]
+) -> float:
+    """Run a TensorRT-LLM step (in its container, or the local install) after checking its version.
 
-    def log(line: str) -> None:
-        fh.write(line + "\n")
-        fh.flush()
-        context.log.info(line)
-
-    return log, fh
-
-
-def _run(trt: TensorRTLLMResource, spec_fn, local_cmd: list[str], log) -> None:
+    Output lines stream into the run live and the full log stays in `log_path` beside the artifact.
+    Returns the wall time in seconds.
+    """
     from june_pipelines.serving.trtllm import check_version, run_container, run_local, version_command
 
-    if trt.runner == "docker":
-        from dataclasses import replace
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log_path.open("w") as fh:
 
-        version_spec = replace(spec_fn(), command=tuple(version_command()), mounts=())
-        check_version(run_container(version_spec, log).strip().splitlines()[-1])
-        run_container(spec_fn(), log)
-    else:
-        import tensorrt_llm  # noqa: F401  (preflight checked it is installed)
+        def log(line: str) -> None:
+            fh.write(line + "\n")
+            fh.flush()
+            context.log.info(line)
 
-        check_version(tensorrt_llm.__version__)
-        run_local(local_cmd, log)
+        if trt.runner == "docker":
+            from dataclasses import replace
+
+            version_spec = replace(spec_fn(), command=tuple(version_command()), mounts=())
+            check_version(run_container(version_spec, log).strip().splitlines()[-1])
+            run_container(spec_fn(), log)
+        else:
+            import tensorrt_llm  # noqa: F401  (preflight checked it is installed)
+
+            check_version(tensorrt_llm.__version__)
+            run_local(local_cmd, log)
+    return time.perf_counter() - started
 
 
 class CheckpointConfig(dg.Config):
@@ -100,21 +104,19 @@ def trt_checkpoint(
     examples = Path(trtllm.examples_dir or "")
     if not (examples / "quantization").is_dir():
         raise dg.Failure(f"examples_dir {examples} is not a TensorRT-LLM examples/ folder (see docs/GPU_RUNBOOK.md)")
-    started = time.perf_counter()
     log_path = out.parent / "checkpoint.log"
-    log, fh = _tee(context, log_path)
-    with fh:
-        _run(
-            trtllm,
-            lambda: T.checkpoint_container(settings, trtllm.image, weights, out, examples, trtllm.gpus),
-            T.checkpoint_command(settings, str(weights), str(out), str(examples), settings.calib_dataset or ""),
-            log,
-        )
+    seconds = _run_logged(
+        context,
+        trtllm,
+        log_path,
+        lambda: T.checkpoint_container(settings, trtllm.image, weights, out, examples, trtllm.gpus),
+        T.checkpoint_command(settings, str(weights), str(out), str(examples), settings.calib_dataset or ""),
+    )
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(out)),
-            "convert_time_s": round(time.perf_counter() - started, 1),
+            "convert_time_s": round(seconds, 1),
             "log": dg.MetadataValue.path(str(log_path)),
             "size_mib": round(size / 2**20, 1),
             "settings": dg.MetadataValue.json(T.settings_dict(settings)),
@@ -147,22 +149,20 @@ def trt_engine(context: dg.AssetExecutionContext, config: BuildConfig, trtllm: T
     if not (ckpt / "config.json").is_file():
         raise dg.Failure(f"no TensorRT-LLM checkpoint in {ckpt}: materialize trt_checkpoint first")
     out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
     log_path = out.parent / "build.log"
-    log, fh = _tee(context, log_path)
-    with fh:
-        _run(
-            trtllm,
-            lambda: T.build_container(settings, trtllm.image, ckpt, out, trtllm.gpus),
-            T.build_command(settings, str(ckpt), str(out)),
-            log,
-        )
+    seconds = _run_logged(
+        context,
+        trtllm,
+        log_path,
+        lambda: T.build_container(settings, trtllm.image, ckpt, out, trtllm.gpus),
+        T.build_command(settings, str(ckpt), str(out)),
+    )
     info = T.inspect_engine(out)
     return dg.MaterializeResult(
         metadata={
             **info.metadata(),
             "engine_dir": dg.MetadataValue.path(str(out)),
-            "build_time_s": round(time.perf_counter() - started, 1),
+            "build_time_s": round(seconds, 1),
             "log": dg.MetadataValue.path(str(log_path)),
             "settings": dg.MetadataValue.json(T.settings_dict(settings)),
             "gpus": ", ".join(report.gpus),
