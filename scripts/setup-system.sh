@@ -7,6 +7,9 @@
 #      runs, else plain `dockerd`), then waited for (JUNE_DOCKERD_TIMEOUT, default 60 s).
 #   3. the sandbox image june-sandbox:py311: built offline (debootstrap + docker import, about
 #      1-2 minutes) unless the engine already has it.
+#   4. PostgreSQL (Debian's postgresql, 15 on bookworm): the cluster started, a `june` role (password
+#      `june`, CREATEDB) and a `june` database for the team deployment and the PostgreSQL tests
+#      (JUNE_TEST_POSTGRES_URL, default postgresql://june:june@127.0.0.1:5432/june).
 # If the engine cannot start (e.g. an unprivileged container), June still works with the process
 # sandbox: the script warns and exits 0, unless JUNE_REQUIRE_DOCKER=1.
 set -euo pipefail
@@ -14,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 IMAGE="${JUNE_SANDBOX_IMAGE:-june-sandbox:py311}"
 TIMEOUT="${JUNE_DOCKERD_TIMEOUT:-60}"
-PACKAGES=(docker.io debootstrap util-linux ca-certificates)
+PACKAGES=(docker.io debootstrap util-linux ca-certificates postgresql)
 
 log() { echo "[setup-system] $*"; }
 fail_docker() {
@@ -40,6 +43,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   log "packages present: ${PACKAGES[*]}"
 fi
+
+# PostgreSQL first: it does not depend on Docker, and the deployment tests need it either way.
+pg_up() { su postgres -c "psql -qAtc 'select 1'" >/dev/null 2>&1; }
+if pg_up; then
+  log "postgresql answers"
+else
+  cluster=$(pg_lsclusters -h 2>/dev/null | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    log "ERROR: no PostgreSQL cluster (pg_lsclusters is empty)"; exit 1
+  fi
+  log "starting postgresql cluster $cluster"
+  # shellcheck disable=SC2086
+  pg_ctlcluster $cluster start
+  waited=0
+  until pg_up; do
+    if [ "$waited" -ge 30 ]; then log "ERROR: postgresql did not answer within 30s"; exit 1; fi
+    sleep 1; waited=$((waited + 1))
+  done
+fi
+su postgres -c "psql -qAtc \"select 1 from pg_roles where rolname='june'\"" | grep -q 1 \
+  || su postgres -c "psql -qc \"create role june login createdb password 'june'\""
+su postgres -c "psql -qAtc \"select 1 from pg_database where datname='june'\"" | grep -q 1 \
+  || su postgres -c "createdb -O june june"
+log "postgresql ready: postgresql://june:june@127.0.0.1:5432/june"
 
 docker_up() { docker info >/dev/null 2>&1; }
 

@@ -31,4 +31,11 @@ python=/usr/bin/python3.11
 [ -x "$python" ] || python=python3.11
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 "${uv[@]}" sync --locked --all-extras --python "$python"
+
+# EvalPlus's harness, the reference for HumanEval+/MBPP+ agreement tests and benchmarks.
+if ! .venv-evalplus/bin/python -c "import evalplus.evaluate" >/dev/null 2>&1; then
+  "${uv[@]}" venv -q --allow-existing .venv-evalplus --python "$python"
+  "${uv[@]}" pip install -q --python .venv-evalplus/bin/python -r scripts/evalplus-requirements.txt
+  "${uv[@]}" pip install -q --python .venv-evalplus/bin/python --no-deps evalplus==0.3.1
+fi
 echo "June is installed in .venv (run: .venv/bin/june --help)"
