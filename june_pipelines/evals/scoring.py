@@ -24,9 +24,11 @@ class Sample:
 
 
 def program_for(problem: Problem, completion: str, program_id: str) -> Program:
-    """HumanEval: prompt + completion, then the tests; MBPP: the completion, then setup + tests."""
+    """HumanEval: prompt + completion, then the tests, which see the prompt's own helpers (`poly`)
+    and the solution's entry point; MBPP: the completion, then setup + tests."""
     if problem.benchmark == "humaneval":
-        return Program(program_id, problem.prompt + completion + "\n", problem.test)
+        return Program(program_id, problem.prompt + completion + "\n", problem.test,
+                       trusted=problem.prompt, entry_point=problem.entry_point)
     return Program(program_id, completion + "\n", problem.test)
 
 

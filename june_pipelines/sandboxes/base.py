@@ -1,9 +1,13 @@
 """The sandbox interface every execution backend implements.
 
 A *program* is untrusted solution code plus the trusted test code that checks it. Backends run
-many programs with per-program limits and return one `Verdict` each. A program passes only when
-the test code ran to its end: the runner emits a per-program random marker after the test code
-returns, and only that marker counts (a `sys.exit(0)` or `os._exit(0)` before the asserts fails).
+many programs with per-program limits and return one `Verdict` each. The solution runs in one
+process and the test in another, which reaches the solution's functions only through a narrow
+channel that carries plain data: a program passes only when the test code ran to its end there
+(so a `sys.exit(0)`, an `os._exit(0)` or a forged marker in the solution's process fails).
+
+A *calls program* (EvalPlus) calls the solution's entry point on many inputs, each with its own
+time limit, and returns the outputs as wire data for the host to compare (`CallsResult`).
 """
 
 from __future__ import annotations
@@ -23,15 +27,51 @@ class Status(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Program:
-    """One unit of work: `solution` runs first, then `test` in the same namespace.
+    """One unit of work: `solution` runs, then `test` runs against the names it defined.
 
     `solution` is untrusted (prompt + completion for HumanEval, the completion for MBPP);
-    `test` is trusted (the benchmark's tests and the `check(...)` call).
+    `test` is trusted (the benchmark's tests and the `check(...)` call). `trusted` is code from the
+    benchmark itself that the test may rely on (HumanEval's prompt, whose helpers such as `poly`
+    the tests call): the test sees its names, except `entry_point`, which is the solution's.
     """
 
     id: str
     solution: str
     test: str
+    trusted: str = ""
+    entry_point: str = ""
+
+
+@dataclass(frozen=True)
+class CallsProgram:
+    """Call `entry_point` of `solution` on each input (a wire-encoded argument tuple), input i within
+    `time_limits_s[i]` of the previous answer. The run stops at the first exception or timeout."""
+
+    id: str
+    solution: str
+    entry_point: str
+    inputs: tuple[str, ...]
+    time_limits_s: tuple[float, ...]
+    total_timeout_s: float
+
+
+@dataclass(frozen=True)
+class CallsResult:
+    """What a calls program returned: one wire-encoded output per input that returned, in order.
+
+    `status` is PASSED when every input returned (right or wrong: the caller compares), FAILED when
+    the solution could not run or an input raised (`detail` says what), TIMED_OUT when input number
+    `len(outputs)` ran past its limit, ERROR when the sandbox failed. `times_s[i]` is how long input
+    i took, measured outside the solution's process.
+    """
+
+    program_id: str
+    status: Status
+    outputs: tuple[str, ...] = ()
+    times_s: tuple[float, ...] = ()
+    detail: str = ""
+    duration_s: float = 0.0
+    output: str = ""
 
 
 @dataclass(frozen=True)
@@ -41,6 +81,7 @@ class Limits:
     max_output_bytes: int = 64 * 1024
     max_processes: int = 16
     max_file_mb: int = 16
+    scratch_mb: int = 64  # the program's private /tmp, /var/tmp and /dev/shm together (a fresh tmpfs)
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,7 @@ class Verdict:
 
 
 VerdictCallback = Callable[[Verdict], None]
+CallsCallback = Callable[[CallsResult], None]
 
 
 @dataclass
@@ -93,6 +135,16 @@ class SandboxBackend(ABC):
         `on_verdict` is called as each verdict arrives (any order), for progress display.
         A program that breaks its worker gets a non-pass verdict; the others still run.
         """
+
+    @abstractmethod
+    def run_calls(
+        self,
+        programs: Sequence[CallsProgram],
+        limits: Limits = Limits(),
+        on_result: CallsCallback | None = None,
+    ) -> list[CallsResult]:
+        """Run every calls program; return results in the order of `programs`. `limits.timeout_s`
+        bounds the solution's own start-up (its top-level code), before the first input."""
 
     @abstractmethod
     def info(self) -> SandboxInfo: ...

@@ -198,6 +198,7 @@ class DockerSandbox(ForkServerPool):
             environment={},
             working_dir="/tmp",
             ipc_mode="private",
+            shm_size=f"{self.tmp_mb}m",
             hostname="sandbox",
             # The protocol runs over the attach socket; a log driver would copy it all to disk.
             log_config={"type": "none", "config": {}},
@@ -209,7 +210,10 @@ class DockerSandbox(ForkServerPool):
         except Exception:
             container.remove(force=True)
             raise
-        config = {"uid": None, "private_mounts": False, "set_nproc": True, "work_root": "/tmp"}
+        # No CAP_SYS_ADMIN in the container, so no private tmpfs per program: the server empties the
+        # writable scratch directories (and SysV IPC) after each program instead.
+        config = {"uid": None, "private_mounts": False, "private_scratch": False, "set_nproc": True,
+                  "work_root": "/tmp", "wipe_dirs": ["/tmp", "/dev/shm", "/dev/mqueue"]}
         ready = handshake(
             channel, config, f"container fork-server {slot}", START_TIMEOUT_S,
             lambda: channel.stderr_tail.decode("utf-8", "replace"),

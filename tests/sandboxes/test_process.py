@@ -33,8 +33,11 @@ def test_private_pid_namespace_hides_host_processes(process_pool: SandboxBackend
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="children keep the user's uid when not started as root")
 def test_children_run_as_an_unprivileged_uid(process_pool: SandboxBackend) -> None:
-    (verdict,) = process_pool.run([Program("uid", "import os\nUID = os.getuid()\n",
-                                           "assert UID >= 61000 and os.geteuid() == UID\n")], HOSTILE_LIMITS)
+    """The solution runs as a throwaway uid; the test code (the judge) as another one, neither root."""
+    (verdict,) = process_pool.run([Program("uid", "import os\nUIDS = (os.getuid(), os.geteuid())\n",
+                                           "import os\nassert UIDS[0] >= 61000 and UIDS[1] == UIDS[0]\n"
+                                           "assert os.getuid() not in (0, UIDS[0]) and os.geteuid() == os.getuid()\n")],
+                                  HOSTILE_LIMITS)
     assert verdict.passed, verdict
 
 

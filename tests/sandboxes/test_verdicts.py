@@ -107,8 +107,8 @@ def test_environment_is_scrubbed(pool: SandboxBackend) -> None:
 
 
 def test_program_gets_a_fresh_private_work_dir(pool: SandboxBackend) -> None:
-    write = Program("write", "import os\nopen('left-behind.txt', 'w').write('x')\nCWD = os.getcwd()\n",
-                    "assert os.listdir('.') == ['left-behind.txt']\n")
+    write = Program("write", "import os\nopen('left-behind.txt', 'w').write('x')\nFILES = os.listdir('.')\n",
+                    "assert FILES == ['left-behind.txt'], FILES\n")
     read = Program("read", "import os\nFILES = os.listdir('.')\n", "assert FILES == [], FILES\n")
     verdicts = pool.run([write, read, write, read], LIMITS)
     assert [v.passed for v in verdicts] == [True] * 4, verdicts

@@ -1,0 +1,184 @@
+"""Values across the sandbox boundary: plain data in, plain data out, nothing that runs code.
+
+Sample code runs in a process of its own. What it returns reaches the judge (the process that runs
+the trusted test code) or the host (which compares EvalPlus outputs with expected ones) only as
+data in this format, so a returned object cannot bring its own `__eq__`, `__bool__` or
+`__repr__` into the comparison: a value whose type is a subclass of a data type is sent as that
+data type (an `int` subclass whose `__eq__` always says True arrives as the plain int), and
+anything else becomes a reference (to an object that stays in the sample's process) or, where no
+process is left to ask, an opaque stand-in that equals nothing.
+
+Standard library only: this file is sent into the sandbox with the fork-server.
+
+Format: JSON, where str, int, float (NaN and infinities included), bool and None are themselves
+and every JSON array is a tagged value, its first element the tag::
+
+    ["l", ...] list      ["t", ...] tuple     ["s", ...] set      ["f", ...] frozenset
+    ["d", k, v, ...] dict                     ["b", latin-1 str] bytes   ["y", ...] bytearray
+    ["c", real, imag] complex                 ["x", hex str] an int too long for decimal JSON
+    ["e"] Ellipsis       ["r", id] a reference to an object held by the other side
+    ["o", type name] an object that could not be sent (only where references are not allowed)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+# Python refuses int <-> decimal str conversions past 4300 digits; longer ints travel as hex.
+_DECIMAL_BITS = 4000 * 3
+
+MAX_DEPTH = 200
+
+
+class WireError(ValueError):
+    """A message that is not valid wire data (malformed, too deep, an unhashable key, ...)."""
+
+
+class Opaque:
+    """Stands for a value that could not be sent as data. Equal only to itself; not None."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"<{self.type_name} object (not data)>"
+
+
+def encode(value: Any, ref: Callable[[Any], int] | None = None) -> Any:
+    """`value` as wire data. Objects that are not data become `["r", ref(obj)]` when `ref` is
+    given, else `["o", type name]`."""
+    return _encode(value, ref, 0)
+
+
+def _encode(v: Any, ref: Callable[[Any], int] | None, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise WireError("value nested too deeply to send")
+    t = type(v)
+    if v is None or t is bool or t is str:
+        return v
+    if t is int:
+        return v if v.bit_length() <= _DECIMAL_BITS else ["x", hex(v)]
+    if t is float:
+        return v
+    d = depth + 1
+    if t is list:
+        return ["l", *[_encode(x, ref, d) for x in v]]
+    if t is tuple:
+        return ["t", *[_encode(x, ref, d) for x in v]]
+    if t is dict:
+        out: list[Any] = ["d"]
+        for key, item in v.items():
+            out.append(_encode(key, ref, d))
+            out.append(_encode(item, ref, d))
+        return out
+    if t is set:
+        return ["s", *[_encode(x, ref, d) for x in v]]
+    if t is frozenset:
+        return ["f", *[_encode(x, ref, d) for x in v]]
+    if t is bytes:
+        return ["b", v.decode("latin-1")]
+    if t is bytearray:
+        return ["y", bytes(v).decode("latin-1")]
+    if t is complex:
+        return ["c", v.real, v.imag]
+    if v is Ellipsis:
+        return ["e"]
+    # Subclasses of data types travel as the data they hold (bool cannot be subclassed).
+    if isinstance(v, int):
+        return _encode(int.__int__(v), ref, depth)
+    if isinstance(v, float):
+        return float.__float__(v)
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, tuple):
+        return _encode(tuple(v), ref, depth)
+    if isinstance(v, list):
+        return _encode(list(v), ref, depth)
+    if isinstance(v, dict):
+        return _encode(dict(v), ref, depth)
+    if isinstance(v, frozenset):
+        return _encode(frozenset(v), ref, depth)
+    if isinstance(v, set):
+        return _encode(set(v), ref, depth)
+    if isinstance(v, bytes):
+        return _encode(bytes(v), ref, depth)
+    if ref is not None:
+        return ["r", ref(v)]
+    return ["o", _type_name(v)]
+
+
+def _type_name(v: Any) -> str:
+    try:
+        name = type(v).__name__
+    except Exception:  # a hostile metaclass
+        return "object"
+    return name if type(name) is str else "object"
+
+
+def decode(data: Any, resolve: Callable[[int], Any] | None = None) -> Any:
+    """The value that `data` (from `json.loads`) stands for. References go to `resolve(id)`;
+    without `resolve` a reference is a `WireError`. Raises `WireError` on anything malformed."""
+    try:
+        return _decode(data, resolve, 0)
+    except WireError:
+        raise
+    except (TypeError, ValueError, IndexError, RecursionError) as exc:
+        raise WireError(f"malformed wire value ({type(exc).__name__}: {exc})") from None
+
+
+def _decode(x: Any, resolve: Callable[[int], Any] | None, depth: int) -> Any:
+    t = type(x)
+    if x is None or t is bool or t is str or t is int or t is float:
+        return x
+    if t is not list or not x or type(x[0]) is not str:
+        raise WireError(f"not a wire value: {t.__name__}")
+    if depth > MAX_DEPTH:
+        raise WireError("value nested too deeply")
+    tag = x[0]
+    d = depth + 1
+    if tag == "l":
+        return [_decode(v, resolve, d) for v in x[1:]]
+    if tag == "t":
+        return tuple(_decode(v, resolve, d) for v in x[1:])
+    if tag == "d":
+        if len(x) % 2 == 0:
+            raise WireError("dict with a key and no value")
+        items = x[1:]
+        return {_decode(items[i], resolve, d): _decode(items[i + 1], resolve, d) for i in range(0, len(items), 2)}
+    if tag == "s":
+        return {_decode(v, resolve, d) for v in x[1:]}
+    if tag == "f":
+        return frozenset(_decode(v, resolve, d) for v in x[1:])
+    if tag in ("b", "y") and len(x) == 2 and type(x[1]) is str:
+        raw = x[1].encode("latin-1")
+        return raw if tag == "b" else bytearray(raw)
+    if tag == "c" and len(x) == 3 and all(type(p) in (int, float) for p in x[1:]):
+        return complex(x[1], x[2])
+    if tag == "x" and len(x) == 2 and type(x[1]) is str:
+        return int(x[1], 16)
+    if tag == "e" and len(x) == 1:
+        return Ellipsis
+    if tag == "r" and len(x) == 2 and type(x[1]) is int:
+        if resolve is None:
+            raise WireError("a reference where only data is allowed")
+        return resolve(x[1])
+    if tag == "o" and len(x) == 2 and type(x[1]) is str:
+        return Opaque(x[1][:200])
+    raise WireError(f"unknown wire tag {tag[:20]!r}")
+
+
+def dumps(value: Any, ref: Callable[[Any], int] | None = None) -> str:
+    """One line of JSON (no raw newlines: JSON escapes them)."""
+    return json.dumps(encode(value, ref), separators=(",", ":"))
+
+
+def loads(text: str | bytes, resolve: Callable[[int], Any] | None = None) -> Any:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise WireError(f"not JSON ({type(exc).__name__})") from None
+    return decode(data, resolve)
