@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from june_pipelines.inference.resources import LlamaCppLLMResource, LLMResource, OpenAICompatLLMResource
-from june_pipelines.sandboxes.resources import ProcessSandboxResource, SandboxResource
+from june_pipelines.sandboxes.resources import SandboxResource
 from june_pipelines.voice.resources import STTResource, TTSResource
 
 
@@ -35,16 +35,13 @@ def llm_resource_from_env() -> LLMResource:
 
 def sandbox_resource_from_env() -> SandboxResource:
     """JUNE_SANDBOX: auto (default: Docker when the engine and image are there, else process) | process | docker."""
-    from june_pipelines.sandboxes.resources import AutoSandboxResource, DockerSandboxResource
+    from june_pipelines.sandboxes.resources import sandbox_resource_for
 
     kind = os.environ.get("JUNE_SANDBOX", "auto")
-    if kind == "auto":
-        return AutoSandboxResource()
-    if kind == "process":
-        return ProcessSandboxResource()
-    if kind == "docker":
-        return DockerSandboxResource()
-    raise ValueError(f"JUNE_SANDBOX={kind!r}: expected auto, process or docker")
+    try:
+        return sandbox_resource_for(kind)
+    except ValueError:
+        raise ValueError(f"JUNE_SANDBOX={kind!r}: expected auto, process or docker") from None
 
 
 def serving_resources_from_env() -> dict[str, Any]:

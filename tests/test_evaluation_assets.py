@@ -1,18 +1,19 @@
 """The evaluation asset graph, materialized for real: bundled model, process sandbox, checks."""
 
-import json
-
 import dagster as dg
 import pandas as pd
 import pytest
 
 from june_pipelines.assets import benchmarks
 from june_pipelines.evals.store import EvalStore
+from june_pipelines.paths import leaderboard_path
 from june_pipelines.inference.resources import LlamaCppLLMResource
 from june_pipelines.sandboxes.resources import ProcessSandboxResource
 
-EVAL_ASSETS = [benchmarks.problems, benchmarks.completions, benchmarks.executions, benchmarks.pass_at_k]
-CHECKS = [benchmarks.completions_sample_counts, benchmarks.canonical_solutions_pass, benchmarks.pass_at_k_valid]
+EVAL_ASSETS = [benchmarks.problems, benchmarks.reference_outputs, benchmarks.completions, benchmarks.executions,
+               benchmarks.pass_at_k]
+CHECKS = [benchmarks.completions_sample_counts, benchmarks.canonical_solutions_pass, benchmarks.pass_at_k_valid,
+          benchmarks.pass_at_k_regression]
 
 
 @pytest.fixture(scope="module")
@@ -53,15 +54,19 @@ def test_humaneval_partition_end_to_end_and_resume(instance, resources) -> None:
     result = _materialize(instance, resources, "humaneval", {"limit": 2}, completions, [1, 2, 10])
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"completions_sample_counts": True, "canonical_solutions_pass": True, "pass_at_k_valid": True}
+    assert checks == {"completions_sample_counts": True, "canonical_solutions_pass": True, "pass_at_k_valid": True,
+                      "pass_at_k_regression": True}
 
     meta = _metadata(result, "pass_at_k")
     assert "pass@1" in meta and "pass@2" in meta and "pass@10" not in meta  # k <= n only
+    assert meta["pass@1_ci_low"] <= meta["pass@1"] <= meta["pass@1_ci_high"]
     store = EvalStore("smollm2", "humaneval")
-    executions = pd.read_parquet(store.path("executions.parquet"))
+    run, pointer = store.latest()
+    executions = run.read_executions(pointer["sandbox"])
     assert len(executions) == 4 and set(executions["status"]) <= {"passed", "failed", "timed out", "error"}
-    summary = json.loads(store.path("pass_at_k.json").read_text())
+    summary = store.latest_summary()
     assert summary["pass@1"] == pytest.approx(executions["passed"].mean(), abs=1e-4)
+    assert summary["n"] == 2 and summary["temperature"] == 0.8 and summary["max_tokens"] == 48
     assert _metadata(result, "completions")["new_samples"] == 4
 
     again = _materialize(instance, resources, "humaneval", {"limit": 2}, completions, [1, 2, 10])
@@ -71,8 +76,10 @@ def test_humaneval_partition_end_to_end_and_resume(instance, resources) -> None:
 
     board = dg.materialize([benchmarks.leaderboard], instance=instance)
     rows = _metadata(board, "leaderboard")
-    assert "| smollm2 | humaneval | 2 | 4 |" in rows["leaderboard"]
-    assert rows["plot"].startswith("![pass@k by model and benchmark](data:image/png;base64,")
+    table = pd.read_parquet(leaderboard_path())
+    [row] = table[(table["model"] == "smollm2") & (table["benchmark"] == "humaneval")].to_dict("records")
+    assert (row["tasks"], row["samples"], row["n"]) == (2, 4, 2)
+    assert rows["plot"].startswith("![pass@1 by model, settings and benchmark](data:image/png;base64,")
 
 
 def test_mbpp_partition_with_a_local_dataset(instance, resources, mbpp_source: str) -> None:
@@ -81,8 +88,8 @@ def test_mbpp_partition_with_a_local_dataset(instance, resources, mbpp_source: s
     )
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
-    problems = pd.read_parquet(EvalStore("smollm2", "mbpp").path("problems.parquet"))
-    assert list(problems["task_id"]) == ["MBPP/11", "MBPP/12"]
+    problems, _ = EvalStore("smollm2", "mbpp").read_problems()
+    assert [p.task_id for p in problems] == ["MBPP/11", "MBPP/12"]
 
 
 def test_unknown_model_partition_fails_clearly(instance, resources) -> None:

@@ -26,5 +26,6 @@ def test_nightly_schedule_requests_every_model_and_benchmark() -> None:
         )
         requests = benchmarks.nightly_evaluation(context)
         keys = sorted(str(r.partition_key) for r in requests)
-        assert keys == ["humaneval|other", "humaneval|smollm2", "mbpp|other", "mbpp|smollm2"]
-        assert len({r.run_key for r in requests}) == 4 and all(r.run_key.startswith("2026-11-21:") for r in requests)
+        assert keys == sorted(f"{b}|{m}" for b in ("humaneval", "humanevalplus", "mbpp", "mbppplus")
+                              for m in ("other", "smollm2"))
+        assert len({r.run_key for r in requests}) == 8 and all(r.run_key.startswith("2026-11-21:") for r in requests)

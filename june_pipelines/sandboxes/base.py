@@ -40,6 +40,7 @@ class Program:
     test: str
     trusted: str = ""
     entry_point: str = ""
+    timeout_s: float | None = None  # this program's own limit (calibrated per task); else the run's
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,11 @@ class CallsResult:
     detail: str = ""
     duration_s: float = 0.0
     output: str = ""
+    started: bool = True  # the solution's own top-level code ran (False: it failed before any input)
+    # Per input, as measured inside the solution's process: trustworthy only for trusted code (the
+    # canonical solutions whose times set the limits); limits are enforced with `times_s`.
+    solution_times_s: tuple[float, ...] = ()
+    error_type: str = ""  # the builtin exception class the solution raised, when it raised
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,8 @@ class Verdict:
     detail: str = ""
     duration_s: float = 0.0
     output: str = ""  # the program's stdout and stderr, capped at Limits.max_output_bytes
+    error_type: str = ""  # the exception's (builtin) class name, for a failed program
+    where: str = ""  # the test line where it failed ("test line 4: assert candidate(2) == 4")
 
     @property
     def passed(self) -> bool:

@@ -37,7 +37,9 @@ Protocol (JSON lines). After the sources, the host sends one config line; the se
 answered by::
 
     {"seq", "status": "passed"|"failed"|"timed out"|"error", "detail", "marker" (test, passed),
-     "lines": [wire text...] and "times": [s...] (calls), "duration_s", "output"}
+     "line_count" and "times": [s...] (calls), "duration_s", "output"}
+
+followed, for calls, by `line_count` raw lines as the candidate wrote them (never parsed here).
 """
 
 from __future__ import annotations
@@ -241,11 +243,16 @@ class Server:
                 self._reap_orphans()
                 self._wipe()
                 answer = {"seq": req.get("seq"), "status": "error", "duration_s": 0.0, "output": "",
-                          "detail": f"sandbox could not run the program: {exc}"}
+                          "detail": f"sandbox could not run the program: {exc}", "line_count": 0}
             self._send(answer)
 
     def _send(self, obj: dict) -> None:
-        _write_all(self.out_fd, (json.dumps(obj) + "\n").encode())
+        """One JSON line; a calls answer's `lines` follow it raw, one per line (`line_count`)."""
+        lines = obj.pop("lines", None)
+        data = (json.dumps(obj) + "\n").encode()
+        if lines:
+            data += b"\n".join(lines) + b"\n"  # split on newlines: none inside
+        _write_all(self.out_fd, data)
 
     def run_one(self, req: dict) -> dict:
         if req.get("kind") == "calls":
@@ -290,7 +297,8 @@ class Server:
                 except OSError:
                     pass
             try:
-                workdir = self._enter_candidate(limits, out_w, child_fd)
+                cpu_s = float(req.get("total_timeout_s") or limits.get("timeout_s", 3.0))
+                workdir = self._enter_candidate(limits, out_w, child_fd, cpu_s)
             except BaseException as exc:  # tell the judge or the server why, then go
                 message = (json.dumps(["setup", f"sandbox could not prepare the program: {exc}"]) + "\n").encode()
                 for fd in (CHILD_FD, child_fd):
@@ -331,7 +339,8 @@ class Server:
                       else _status_detail(candidate_status))
             answer.update(status="failed", detail=detail)
         elif isinstance(message.get("error"), str):
-            answer.update(status="failed", detail=message["error"])
+            answer.update(status="failed", detail=message["error"], error_type=str(message.get("error_type", "")),
+                          where=str(message.get("where", "")))
         else:
             answer.update(status="failed", detail="test judge " + _status_detail(judge_status))
         return answer
@@ -411,8 +420,7 @@ class Server:
         status, _ = procs.finish()
         watch.drain_all()
         answer: dict = {"seq": req["seq"], "duration_s": round(time.monotonic() - start, 6),
-                        "output": watch.output(), "lines": [x.decode("utf-8", "replace") for x in lines],
-                        "times": [round(t, 6) for t in times]}
+                        "output": watch.output(), "lines": lines, "times": [round(t, 6) for t in times]}
         answered = len(lines) - 1
         if overflow:
             answer.update(status="error", detail="the outputs are too large", lines=[], times=[])
@@ -426,6 +434,7 @@ class Server:
             answer.update(status="failed", detail="")
         else:
             answer.update(status="failed", detail=_status_detail(status))
+        answer["line_count"] = len(answer["lines"])
         return answer
 
     # -- after each program ---------------------------------------------------------------------
@@ -542,7 +551,7 @@ class Server:
             os.chown(workdir, uid, gid if gid is not None else uid)
         return workdir
 
-    def _enter_candidate(self, limits: dict, out_w: int, child_fd: int) -> str:  # pragma: no cover
+    def _enter_candidate(self, limits: dict, out_w: int, child_fd: int, cpu_s: float) -> str:  # pragma: no cover
         """Everything between fork and the solution: session, fds, scratch, limits, identity, env."""
         import resource
 
@@ -562,9 +571,8 @@ class Server:
             workdir = self._enter_private_scratch(uid, gid, int(limits.get("scratch_mb", 64)))
         else:
             workdir = self._fresh_workdir(uid, gid)
-        timeout = float(limits.get("timeout_s", 3.0))
         mem = int(limits.get("memory_mb", 1024)) * 1024 * 1024
-        cpu = int(timeout) + 1
+        cpu = int(cpu_s) + 1
         nproc = int(limits.get("max_processes", 16)) + self.nproc_base
         fsize = int(limits.get("max_file_mb", 16)) * 1024 * 1024
         settings = [
@@ -1013,6 +1021,9 @@ def _answer(msg, namespace: dict, ref, resolve):  # type: ignore[no-untyped-def]
 
 
 def _calls_main(req: dict, workdir: str) -> None:  # pragma: no cover - in a child
+    """Answer every input with one line, written at once: `["ok", value, seconds]` (the seconds the
+    call and the encoding of its value took, as seen from here) or `["raise", ...]`, then stop. The
+    server times each input by when its line arrives."""
     out = CHILD_FD
     namespace, failure = _run_solution(req["solution"])
     entry = req.get("entry_point") or ""
@@ -1023,19 +1034,18 @@ def _calls_main(req: dict, workdir: str) -> None:  # pragma: no cover - in a chi
     if failure:
         return
     fn = namespace[entry]
+    clock = time.perf_counter
     for text in req.get("inputs", ()):
+        args = wire.loads(text)
+        started = clock()
         try:
-            args = wire.loads(text)
-            result = ["ok", wire.encode(fn(*args))]
+            value = wire.dumps_output(fn(*args))
+            line = f'["ok",{value},{clock() - started!r}]'
         except BaseException as exc:
-            result = _exception_payload(exc)
+            line = json.dumps(_exception_payload(exc))
         _flush()
-        try:
-            line = json.dumps(result, separators=(",", ":"))
-        except BaseException:
-            line = json.dumps(["raise", "ValueError", None, "the result could not be sent"])
-        _write_all(out, (line + "\n").encode())
-        if result[0] == "raise":
+        _write_all(out, (line + "\n").encode("utf-8", "surrogatepass"))
+        if line.startswith('["raise"'):
             return
 
 
@@ -1232,7 +1242,8 @@ def _judge_main(test: str, trusted: str, entry_point: str, link_fd: int) -> dict
         test_code = compile(test, "<string>", "exec")
         first = judge.receive()  # the candidate ran the solution: ["ready"], or why it could not
         if first[0] == "raise":
-            return {"error": str(_remote_exception(first))}
+            exc = _remote_exception(first)
+            return {"error": str(exc), "error_type": type(exc).__name__, "where": "the solution's top-level code"}
         if first[0] == "setup":
             return {"setup_error": str(first[1]) if len(first) > 1 else "sandbox setup failed"}
         namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
@@ -1256,8 +1267,23 @@ def _judge_main(test: str, trusted: str, entry_point: str, link_fd: int) -> dict
             detail = str(exc)
         except BaseException:
             detail = "unprintable exception"
-        return {"error": detail}
+        return {"error": detail, "error_type": type(exc).__name__, "where": _test_line(exc, test)}
     return None
+
+
+def _test_line(exc: BaseException, test: str) -> str:
+    """The line of the test code where `exc` surfaced (what pytest shows for a failed assert)."""
+    line = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<string>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    lines = test.splitlines()
+    if not 0 < line <= len(lines):
+        return ""
+    text = lines[line - 1].strip()
+    return f"test line {line}: {text[:300]}"
 
 
 def bundle(config: dict) -> bytes:

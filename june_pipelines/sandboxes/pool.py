@@ -15,7 +15,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from june_pipelines.sandboxes.base import (
@@ -239,6 +239,8 @@ class ForkServerPool(SandboxBackend):
     def _execute(self, slot: int, program: Program | CallsProgram, limits: Limits) -> Verdict | CallsResult:
         marker = secrets.token_hex(16)
         seq = secrets.token_hex(8)
+        if isinstance(program, Program) and program.timeout_s is not None:
+            limits = replace(limits, timeout_s=program.timeout_s)
         request: dict[str, Any] = {"seq": seq, "solution": program.solution, "limits": asdict(limits)}
         if isinstance(program, CallsProgram):
             request.update(kind="calls", entry_point=program.entry_point, inputs=list(program.inputs),
@@ -260,6 +262,9 @@ class ForkServerPool(SandboxBackend):
                 answer = channel.read_json(deadline)
                 if answer.get("seq") == seq:
                     break  # anything else is stale or forged: skip it
+            count = answer.get("line_count") or 0
+            if isinstance(program, CallsProgram) and isinstance(count, int):
+                answer["lines"] = [channel.read_line(deadline).decode("utf-8", "surrogateescape") for _ in range(count)]
         except (WorkerBroken, OSError) as exc:
             self._break(slot)
             return _error(program, f"sandbox worker died ({exc})", time.monotonic() - start)
@@ -281,7 +286,8 @@ class ForkServerPool(SandboxBackend):
         if status == Status.TIMED_OUT.value:
             return Verdict(program.id, Status.TIMED_OUT, "timed out", duration, output)
         if status == Status.FAILED.value:
-            return Verdict(program.id, Status.FAILED, str(answer.get("detail", "")), duration, output)
+            return Verdict(program.id, Status.FAILED, str(answer.get("detail", "")), duration, output,
+                           str(answer.get("error_type") or ""), str(answer.get("where") or ""))
         return Verdict(program.id, Status.ERROR, str(answer.get("detail") or "sandbox error"), duration, output)
 
     # -- description ------------------------------------------------------------------------------
@@ -323,10 +329,21 @@ def _calls_result(program: CallsProgram, answer: dict) -> CallsResult:
     if status == Status.ERROR.value or not lines and status != Status.TIMED_OUT.value:
         detail = str(answer.get("detail") or "sandbox error")
         kind = Status.ERROR if status == Status.ERROR.value else Status.FAILED
-        return CallsResult(program.id, kind, detail=detail, duration_s=duration, output=output)
+        return CallsResult(program.id, kind, detail=detail, duration_s=duration, output=output, started=False)
     outputs: list[str] = []
+    solution_times: list[float] = []
     detail = str(answer.get("detail") or "")
     for i, line in enumerate(lines):
+        if i > 0 and line.startswith('["ok",') and line.endswith("]"):
+            # `["ok",VALUE,SECONDS]`: keep VALUE's own text (decoded, and so checked, by the caller)
+            comma = line.rfind(",")
+            try:
+                solution_times.append(float(line[comma + 1: -1]))
+            except ValueError:
+                return CallsResult(program.id, Status.FAILED, tuple(outputs), times[: len(outputs)],
+                                   "the solution wrote something that is not an answer", duration, output)
+            outputs.append(line[len('["ok",'): comma])
+            continue
         try:
             message = json.loads(line)
         except ValueError:
@@ -334,20 +351,20 @@ def _calls_result(program: CallsProgram, answer: dict) -> CallsResult:
         if not isinstance(message, list) or not message:
             return CallsResult(program.id, Status.FAILED, tuple(outputs), times[: len(outputs)],
                                "the solution wrote something that is not an answer", duration, output)
+        error_type = str(message[1]) if message[0] == "raise" and len(message) > 1 else ""
         if i == 0:
             if message[0] == "ready":
                 continue
-            return CallsResult(program.id, Status.FAILED, (), (), _reason(message), duration, output)
-        if message[0] == "ok" and len(message) == 2:
-            outputs.append(json.dumps(message[1], separators=(",", ":")))
-        else:
-            return CallsResult(program.id, Status.FAILED, tuple(outputs), times[: len(outputs)], _reason(message),
-                               duration, output)
+            return CallsResult(program.id, Status.FAILED, (), (), _reason(message), duration, output, started=False,
+                               error_type=error_type)
+        return CallsResult(program.id, Status.FAILED, tuple(outputs), times[: len(outputs)], _reason(message),
+                           duration, output, error_type=error_type)
     ends = {Status.PASSED.value: Status.PASSED, Status.TIMED_OUT.value: Status.TIMED_OUT}
     kind = ends.get(str(status), Status.FAILED)
     if kind is Status.PASSED and len(outputs) != len(program.inputs):
         kind, detail = Status.FAILED, detail or "the solution stopped before the last input"
-    return CallsResult(program.id, kind, tuple(outputs), times[: len(outputs)], detail, duration, output)
+    return CallsResult(program.id, kind, tuple(outputs), times[: len(outputs)], detail, duration, output,
+                       solution_times_s=tuple(solution_times))
 
 
 def _reason(message: list) -> str:

@@ -13,7 +13,7 @@ class SandboxResource(dg.ConfigurableResource):
     """Where untrusted programs run. `open()` returns a started backend; close it when done."""
 
     timeout_s: float = 3.0
-    memory_mb: int = 1024
+    memory_mb: int = 4096  # EvalPlus's default cap: some MBPP+ reference outputs need over 1 GiB
     max_output_bytes: int = 64 * 1024
     max_processes: int = 16
     max_file_mb: int = 16
@@ -60,6 +60,21 @@ class DockerSandboxResource(SandboxResource):
             pids_limit=self.pids_limit,
             cpus=self.cpus,
         )
+
+
+SANDBOX_KINDS = ("auto", "process", "docker")
+
+
+def sandbox_resource_for(kind: str) -> SandboxResource:
+    """The resource for a sandbox kind: auto (Docker when the engine and image are there, else
+    process), process or docker."""
+    if kind == "auto":
+        return AutoSandboxResource()
+    if kind == "process":
+        return ProcessSandboxResource()
+    if kind == "docker":
+        return DockerSandboxResource()
+    raise ValueError(f"sandbox {kind!r}: expected one of {', '.join(SANDBOX_KINDS)}")
 
 
 def docker_available(image: str) -> tuple[bool, str]:

@@ -18,6 +18,7 @@ and every JSON array is a tagged value, its first element the tag::
     ["c", real, imag] complex                 ["x", hex str] an int too long for decimal JSON
     ["e"] Ellipsis       ["r", id] a reference to an object held by the other side
     ["o", type name] an object that could not be sent (only where references are not allowed)
+    ["h", sha256, length] a long exact output, sent as the digest of its text (`dumps_output`)
 """
 
 from __future__ import annotations
@@ -48,13 +49,40 @@ class Opaque:
         return f"<{self.type_name} object (not data)>"
 
 
+_SCALARS = frozenset({int, str, bool, type(None)})
+_FLOATY = frozenset({float})
+
+
+class _Encoding:
+    """One `encode` call: its `ref` function, and whether the value held floats or unordered
+    containers (then its text is not a canonical form: equal values may be written differently)."""
+
+    __slots__ = ("ref", "canonical", "fast")
+
+    def __init__(self, ref: Callable[[Any], int] | None, fast: bool = True) -> None:
+        self.ref = ref
+        self.canonical = True
+        self.fast = fast  # lists of scalars copied whole (off when one holds an int too long for JSON)
+
+
 def encode(value: Any, ref: Callable[[Any], int] | None = None) -> Any:
     """`value` as wire data. Objects that are not data become `["r", ref(obj)]` when `ref` is
     given, else `["o", type name]`."""
-    return _encode(value, ref, 0)
+    return _encode(value, _Encoding(ref), 0)
 
 
-def _encode(v: Any, ref: Callable[[Any], int] | None, depth: int) -> Any:
+def _flat(tag: str, v: Any, state: _Encoding) -> list[Any] | None:
+    """Fast path for a list or tuple of plain scalars (what most outputs are)."""
+    kinds = set(map(type, v))
+    if kinds <= _SCALARS:
+        return [tag, *v]  # an int too long for JSON makes `dumps` fall back to the slow path
+    if kinds <= _SCALARS | _FLOATY:
+        state.canonical = False
+        return [tag, *v]
+    return None
+
+
+def _encode(v: Any, state: _Encoding, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise WireError("value nested too deeply to send")
     t = type(v)
@@ -63,51 +91,55 @@ def _encode(v: Any, ref: Callable[[Any], int] | None, depth: int) -> Any:
     if t is int:
         return v if v.bit_length() <= _DECIMAL_BITS else ["x", hex(v)]
     if t is float:
+        state.canonical = False
         return v
     d = depth + 1
-    if t is list:
-        return ["l", *[_encode(x, ref, d) for x in v]]
-    if t is tuple:
-        return ["t", *[_encode(x, ref, d) for x in v]]
+    if t is list or t is tuple:
+        tag = "l" if t is list else "t"
+        flat = _flat(tag, v, state) if state.fast and len(v) > 8 else None
+        if flat is not None:
+            return flat
+        return [tag, *[_encode(x, state, d) for x in v]]
     if t is dict:
+        state.canonical = False
         out: list[Any] = ["d"]
         for key, item in v.items():
-            out.append(_encode(key, ref, d))
-            out.append(_encode(item, ref, d))
+            out.append(_encode(key, state, d))
+            out.append(_encode(item, state, d))
         return out
-    if t is set:
-        return ["s", *[_encode(x, ref, d) for x in v]]
-    if t is frozenset:
-        return ["f", *[_encode(x, ref, d) for x in v]]
+    if t is set or t is frozenset:
+        state.canonical = False
+        return ["s" if t is set else "f", *[_encode(x, state, d) for x in v]]
     if t is bytes:
         return ["b", v.decode("latin-1")]
     if t is bytearray:
         return ["y", bytes(v).decode("latin-1")]
     if t is complex:
+        state.canonical = False
         return ["c", v.real, v.imag]
     if v is Ellipsis:
         return ["e"]
     # Subclasses of data types travel as the data they hold (bool cannot be subclassed).
     if isinstance(v, int):
-        return _encode(int.__int__(v), ref, depth)
+        return _encode(int.__int__(v), state, depth)
     if isinstance(v, float):
-        return float.__float__(v)
+        return _encode(float.__float__(v), state, depth)
     if isinstance(v, str):
         return str.__str__(v)
     if isinstance(v, tuple):
-        return _encode(tuple(v), ref, depth)
+        return _encode(tuple(v), state, depth)
     if isinstance(v, list):
-        return _encode(list(v), ref, depth)
+        return _encode(list(v), state, depth)
     if isinstance(v, dict):
-        return _encode(dict(v), ref, depth)
+        return _encode(dict(v), state, depth)
     if isinstance(v, frozenset):
-        return _encode(frozenset(v), ref, depth)
+        return _encode(frozenset(v), state, depth)
     if isinstance(v, set):
-        return _encode(set(v), ref, depth)
+        return _encode(set(v), state, depth)
     if isinstance(v, bytes):
-        return _encode(bytes(v), ref, depth)
-    if ref is not None:
-        return ["r", ref(v)]
+        return _encode(bytes(v), state, depth)
+    if state.ref is not None:
+        return ["r", state.ref(v)]
     return ["o", _type_name(v)]
 
 
@@ -140,10 +172,12 @@ def _decode(x: Any, resolve: Callable[[int], Any] | None, depth: int) -> Any:
         raise WireError("value nested too deeply")
     tag = x[0]
     d = depth + 1
-    if tag == "l":
-        return [_decode(v, resolve, d) for v in x[1:]]
-    if tag == "t":
-        return tuple(_decode(v, resolve, d) for v in x[1:])
+    if tag == "l" or tag == "t":
+        items = x[1:]
+        if list not in set(map(type, items)):  # only scalars: nothing to decode
+            return items if tag == "l" else tuple(items)
+        decoded = [_decode(v, resolve, d) for v in items]
+        return decoded if tag == "l" else tuple(decoded)
     if tag == "d":
         if len(x) % 2 == 0:
             raise WireError("dict with a key and no value")
@@ -168,12 +202,58 @@ def _decode(x: Any, resolve: Callable[[int], Any] | None, depth: int) -> Any:
         return resolve(x[1])
     if tag == "o" and len(x) == 2 and type(x[1]) is str:
         return Opaque(x[1][:200])
+    if tag == "h" and len(x) == 3 and type(x[1]) is str and type(x[2]) is int:
+        return Digest(x[1], x[2])
     raise WireError(f"unknown wire tag {tag[:20]!r}")
 
 
 def dumps(value: Any, ref: Callable[[Any], int] | None = None) -> str:
     """One line of JSON (no raw newlines: JSON escapes them)."""
-    return json.dumps(encode(value, ref), separators=(",", ":"))
+    return _dumps(value, _Encoding(ref))
+
+
+def _dumps(value: Any, state: _Encoding) -> str:
+    try:
+        return json.dumps(_encode(value, state, 0), separators=(",", ":"))
+    except ValueError:  # an int past JSON's decimal limit inside a fast-path list: item by item
+        slow = _Encoding(state.ref, fast=False)
+        text = json.dumps(_encode(value, slow, 0), separators=(",", ":"))
+        state.canonical = slow.canonical
+        return text
+
+
+# Outputs whose text is longer than this, and canonical (no floats, dicts or sets: equal values are
+# written the same way), travel as a digest: `["h", sha256 of the text, length]`.
+DIGEST_OVER = 1 << 20
+
+
+def dumps_output(value: Any) -> str:
+    """A returned value for the host to compare: data only, long exact values as a digest."""
+    state = _Encoding(None)
+    text = _dumps(value, state)
+    if len(text) > DIGEST_OVER and state.canonical:
+        import hashlib
+
+        return json.dumps(["h", hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(), len(text)])
+    return text
+
+
+class Digest:
+    """Stands for a long exact value: equal to another digest of the same text, and to nothing else."""
+
+    __slots__ = ("sha256", "length")
+
+    def __init__(self, sha256: str, length: int) -> None:
+        self.sha256, self.length = sha256, length
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Digest) and (other.sha256, other.length) == (self.sha256, self.length)
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    def __repr__(self) -> str:
+        return f"<{self.length} characters, sha256 {self.sha256[:12]}>"
 
 
 def loads(text: str | bytes, resolve: Callable[[int], Any] | None = None) -> Any:
