@@ -265,7 +265,7 @@ def run_evaluation(model: str, benchmark: str, completions: dict[str, Any], prob
     defs.resolve_job_def("leaderboard_refresh").execute_in_process(
         instance=instance, run_config={"loggers": run_config["loggers"]}
     )
-    summary = json.loads(EvalStore(model, benchmark).path("pass_at_k.json").read_text())
+    summary = EvalStore(model, benchmark).latest_summary()
     summary["run_id"] = result.run_id
     return summary
 
@@ -274,13 +274,15 @@ def _print_summary(summary: dict[str, Any]) -> None:
     from june_pipelines.evals.store import EvalStore
     from june_pipelines.paths import leaderboard_path
 
-    ks = [k for k in summary if k.startswith("pass@")]
+    ks = [k for k in summary if k.split("@")[0] in ("pass", "base_pass") and k.split("@")[-1].isdigit()]
     click.echo("")
-    click.echo(f"{'model':<12} {'benchmark':<10} {'tasks':>5} {'samples':>7} " + " ".join(f"{k:>8}" for k in ks))
+    click.echo(f"{'model':<12} {'benchmark':<13} {'tasks':>5} {'samples':>7}  " + "  ".join(f"{k:>26}" for k in ks))
+    cells = [f"{summary[k]:.4f} [{summary[k + '_ci_low']:.4f}, {summary[k + '_ci_high']:.4f}]" for k in ks]
     click.echo(
-        f"{summary['model']:<12} {summary['benchmark']:<10} {summary['tasks']:>5} {summary['samples']:>7} "
-        + " ".join(f"{summary[k]:>8.4f}" for k in ks)
+        f"{summary['model']:<12} {summary['benchmark']:<13} {summary['tasks']:>5} {summary['samples']:>7}  "
+        + "  ".join(f"{c:>26}" for c in cells)
     )
+    click.echo("(each score with its 95% interval over tasks)")
     store = EvalStore(summary["model"], summary["benchmark"])
     click.echo("")
     click.echo(f"per-sample results: {store.root}")
@@ -289,21 +291,37 @@ def _print_summary(summary: dict[str, Any]) -> None:
     click.echo(json.dumps({k: summary[k] for k in ("model", "benchmark", *ks)}))
 
 
+def partition_args(first: str, second: str | None) -> tuple[str, str]:
+    """(model, benchmark) from `MODEL BENCHMARK`, `BENCHMARK MODEL`, or one partition key typed
+    either way (`humaneval|smollm2`, as the UI shows it, or `smollm2|humaneval`)."""
+    if second is None:
+        if "|" not in first:
+            raise BadInput(f"expected MODEL BENCHMARK or a partition key like humaneval|smollm2, got {first!r}")
+        first, _, second = first.partition("|")
+    if first in BENCHMARKS and second not in BENCHMARKS:
+        first, second = second, first
+    if second not in BENCHMARKS:
+        raise BadInput(f"no benchmark in {first!r} {second!r}: expected one of {', '.join(BENCHMARKS)}")
+    return first, second
+
+
 @eval_group.command("run")
 @click.argument("model")
-@click.argument("benchmark", type=click.Choice(BENCHMARKS))
+@click.argument("benchmark", required=False)
 @click.option("--n", default=1, show_default=True, help="Samples per task.")
 @click.option("--temperature", default=0.0, show_default=True, help="0 = greedy.")
-@click.option("--max-tokens", default=384, show_default=True)
+@click.option("--max-tokens", default=256, show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N tasks.")
 @click.option("--prompt-style", type=click.Choice(["base", "chat"]), default=None, help="Default: from the registry.")
 @click.option("--k", "ks", default="1,10,100", show_default=True)
-@click.option("--source", default=None, help="MBPP file or hub id.")
+@click.option("--source", default=None, help="MBPP, HumanEval+ or MBPP+ data: a local file or hub id.")
 def run_command(
-    model: str, benchmark: str, n: int, temperature: float, max_tokens: int, limit: int | None,
+    model: str, benchmark: str | None, n: int, temperature: float, max_tokens: int, limit: int | None,
     prompt_style: str | None, ks: str, source: str | None,
 ) -> None:
-    """Evaluate MODEL (an id from the model registry) on BENCHMARK through the Dagster job."""
+    """Evaluate MODEL (an id from the model registry) on BENCHMARK through the Dagster job. The
+    partition can also be given as one key, either way round: `humaneval|smollm2`."""
+    model, benchmark = partition_args(model, benchmark)
     completions = {"n": n, "temperature": temperature, "max_tokens": max_tokens, "prompt_style": prompt_style}
     summary = run_evaluation(model, benchmark, completions, {"limit": limit, "source": source}, _parse_ks(ks))
     _print_summary(summary)
