@@ -197,13 +197,17 @@ def _bench_plus(kind: str, samples: int, source: str | None) -> None:
         command = [str(evalplus_python), "-m", "evalplus.evaluate", "--dataset", "humaneval", "--samples",
                    samples_file, "--parallel", str(cores), "--i-just-wanna-run"]
         # First run: EvalPlus computes (and caches) its expected outputs; the second is its evaluation.
+        # (EvalPlus asks on stdin before replacing its results file: remove it in between.)
+        results_file = samples_file.replace(".jsonl", "_eval_results.json")
         t0 = time.monotonic()
         subprocess.run(command, env=env, check=True, capture_output=True)
         evalplus_first = time.monotonic() - t0
+        os.remove(results_file)
         t0 = time.monotonic()
         subprocess.run(command, env=env, check=True, capture_output=True)
         evalplus_eval = time.monotonic() - t0
-        results = json.loads(open(samples_file.replace(".jsonl", "_eval_results.json")).read())["eval"]
+        with open(results_file) as handle:
+            results = json.load(handle)["eval"]
     evalplus_passed = sum(r["base_status"] == r["plus_status"] == "pass" for rs in results.values() for r in rs)
     resource = sandbox_resource_for(kind)
     with resource.open() as backend:

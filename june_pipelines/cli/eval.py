@@ -12,6 +12,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +375,41 @@ def baseline_command(model: str, benchmark: str | None) -> None:
     click.echo(f"baseline for {benchmark}|{model}: run {run.key} ({pointer['sandbox']} sandbox), "
                f"pass@1 {summary.get('pass@1', 0.0):.4f}")
     click.echo(json.dumps({"model": model, "benchmark": benchmark, "run_key": run.key, "pass@1": summary.get("pass@1")}))
+
+
+@eval_group.command("references")
+@click.argument("benchmark", type=click.Choice(BENCHMARKS))
+@click.option("--source", default=None, help="The benchmark's data (see `june eval score --help`).")
+@click.option("--sandbox", "sandbox_kind", type=click.Choice(["auto", "process", "docker"]), default=None,
+              help="Where programs run (default: JUNE_SANDBOX, else auto).")
+def references_command(benchmark: str, source: str | None, sandbox_kind: str | None) -> None:
+    """Compute (or reuse) a benchmark's reference outputs and time limits on this machine, then score
+    every canonical solution as a sample with them: the harness checking itself. JSON on the last line."""
+    from june_pipelines.evals import references
+    from june_pipelines.evals.datasets import DatasetError, load_problems
+    from june_pipelines.progress import Progress
+    from june_pipelines.resources import sandbox_resource_from_env
+    from june_pipelines.sandboxes.resources import sandbox_resource_for
+
+    try:
+        problems, _ = load_problems(benchmark, source)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    resource = sandbox_resource_for(sandbox_kind) if sandbox_kind else sandbox_resource_from_env()
+    started = time.monotonic()
+    with resource.open() as backend:
+        backend.start()
+        name = backend.info().backend
+        refs, computed = references.load_or_compute(problems, backend, resource.limits(), name,
+                                                    Progress(f"references {benchmark}"))
+        made = time.monotonic() - started
+        check = references.self_check(problems, backend, resource.limits(), refs, name)
+    for failure in check.failed:
+        click.echo(f"canonical solution failed: {failure}", err=True)
+    click.echo(f"{benchmark}: {check.passed}/{check.tasks} canonical solutions pass as samples ({name} sandbox); "
+               f"references {'computed' if computed else 'reused'} in {made:.1f} s", err=True)
+    click.echo(json.dumps({"benchmark": benchmark, "sandbox": name, "tasks": check.tasks, "passed": check.passed,
+                           "failed": check.failed, "references_computed": computed,
+                           "seconds": round(time.monotonic() - started, 1)}))
+    if check.failed:
+        raise click.exceptions.Exit(1)
