@@ -32,6 +32,10 @@ def _parse_ks(value: str) -> list[int]:
     return ks
 
 
+def _ks_option(_ctx: click.Context, _param: click.Parameter, value: str) -> list[int]:
+    return _parse_ks(value)
+
+
 def _positive_seconds(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
     if value is not None and not (math.isfinite(value) and value > 0):
         raise click.BadParameter(f"must be a positive number of seconds, got {value}")
@@ -57,14 +61,15 @@ def eval_group() -> None:
     default=None,
     help="Where programs run (default: JUNE_SANDBOX, else auto).",
 )
-@click.option("--k", "ks", default="1,10,100", show_default=True, help="Comma-separated k values (k <= n only).")
+@click.option("--k", "ks", default="1,10,100", show_default=True, callback=_ks_option,
+              help="Comma-separated k values (k <= n only).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Results file (default: SAMPLES_results.jsonl).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing results file.")
 @click.option("--timeout", type=float, default=None, callback=_positive_seconds,
               help="Seconds per program for humaneval/mbpp, instead of each task's limit calibrated from its "
                    "canonical solution.")
 def score_command(
-    samples: Path, dataset: str, source: str | None, mbpp_source: str | None, sandbox_kind: str | None, ks: str,
+    samples: Path, dataset: str, source: str | None, mbpp_source: str | None, sandbox_kind: str | None, ks: list[int],
     out: Path | None, overwrite: bool, timeout: float | None,
 ) -> None:
     """Score a samples file: one JSON object per line with `task_id` and `completion` (what follows the
@@ -77,7 +82,7 @@ def score_command(
     from june_pipelines.evals.scoring import ScoringError, index_samples
 
     # Everything is checked before a sandbox starts: options, the samples, the output path.
-    k_values = _parse_ks(ks)
+    k_values = ks
     plus = dataset in PLUS_BENCHMARKS
     if timeout is not None and plus:
         raise BadInput("--timeout applies to humaneval and mbpp; EvalPlus tasks have per-input limits")
@@ -100,7 +105,7 @@ def score_command(
         per_task[sample.task_id] = per_task.get(sample.task_id, 0) + 1
     usable = reportable_ks(k_values, per_task.values())
     if not usable:
-        raise BadInput(f"no requested k ({ks}) is reportable: the fewest samples for a task is "
+        raise BadInput(f"no requested k ({','.join(map(str, ks))}) is reportable: the fewest samples for a task is "
                                f"{min(per_task.values())}, and pass@k needs k <= n")
     with _OutputLock(out):
         results, backend_name = _score(indexed, by_id, sandbox_kind, timeout, dataset)
@@ -309,22 +314,24 @@ def partition_args(first: str, second: str | None) -> tuple[str, str]:
 @eval_group.command("run")
 @click.argument("model")
 @click.argument("benchmark", required=False)
-@click.option("--n", default=1, show_default=True, help="Samples per task.")
-@click.option("--temperature", default=0.0, show_default=True, help="0 = greedy.")
-@click.option("--max-tokens", default=256, show_default=True)
-@click.option("--limit", type=int, default=None, help="Only the first N tasks.")
+@click.option("--n", type=click.IntRange(min=1), default=1, show_default=True, help="Samples per task.")
+@click.option("--temperature", type=click.FloatRange(min=0.0, max=2.0), default=0.0, show_default=True,
+              help="0 = greedy.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N tasks.")
 @click.option("--prompt-style", type=click.Choice(["base", "chat"]), default=None, help="Default: from the registry.")
-@click.option("--k", "ks", default="1,10,100", show_default=True)
+@click.option("--k", "ks", default="1,10,100", show_default=True, callback=_ks_option)
 @click.option("--source", default=None, help="MBPP, HumanEval+ or MBPP+ data: a local file or hub id.")
 def run_command(
     model: str, benchmark: str | None, n: int, temperature: float, max_tokens: int, limit: int | None,
-    prompt_style: str | None, ks: str, source: str | None,
+    prompt_style: str | None, ks: list[int], source: str | None,
 ) -> None:
     """Evaluate MODEL (an id from the model registry) on BENCHMARK through the Dagster job. The
     partition can also be given as one key, either way round: `humaneval|smollm2`."""
     model, benchmark = partition_args(model, benchmark)
+    k_values = ks
     completions = {"n": n, "temperature": temperature, "max_tokens": max_tokens, "prompt_style": prompt_style}
-    summary = run_evaluation(model, benchmark, completions, {"limit": limit, "source": source}, _parse_ks(ks))
+    summary = run_evaluation(model, benchmark, completions, {"limit": limit, "source": source}, k_values)
     _print_summary(summary)
 
 
