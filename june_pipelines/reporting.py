@@ -38,28 +38,6 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def bar_plot(
-    frame: pd.DataFrame, label_columns: Sequence[str], value_columns: Sequence[str], title: str, path: Path
-) -> str:
-    """Grouped bars (one group per row, one bar per value column); see `figure_markdown`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = [" / ".join(str(row[c]) for c in label_columns) for _, row in frame.iterrows()]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.2), dpi=100)
-    width = 0.8 / max(1, len(value_columns))
-    for i, column in enumerate(value_columns):
-        xs = [x + i * width for x in range(len(labels))]
-        ax.bar(xs, frame[column].fillna(0).tolist(), width=width, label=column)
-    ax.set_xticks([x + width * (len(value_columns) - 1) / 2 for x in range(len(labels))], labels, fontsize=8)
-    ax.set_ylim(0, 1)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    return figure_markdown(fig, title, path)
-
-
 def figure_markdown(fig: Any, title: str, path: Path) -> str:
     """Save a matplotlib figure as PNG at `path` and close it; return markdown with the image
     inlined, which the Dagster UI renders in the metadata panel."""

@@ -93,12 +93,6 @@ def build_image(
         return image_id
 
 
-def dockerfile_path() -> Path:
-    """The Dockerfile for users who can pull python:3.11-slim (docker/sandbox/Dockerfile)."""
-    return Path(__file__).resolve().parents[2] / "docker" / "sandbox" / "Dockerfile"
-
-
-
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
