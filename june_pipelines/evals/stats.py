@@ -49,7 +49,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from june_pipelines.evals.passk import pass_at_k
+from june_pipelines.evals.passk import pass_at_k, reportable_ks
 
 Z95 = NormalDist().inv_cdf(0.975)  # 1.959963...
 DEFAULT_RESAMPLES = 10_000
@@ -265,6 +265,14 @@ def pass_at_k_estimate(
     if method == "bootstrap":
         return bootstrap_estimate(values, resamples=resamples, seed=seed)
     raise StatsError(f"unknown method {method!r}: expected 'stderr' or 'bootstrap'")
+
+
+def pass_at_k_estimates(
+    counts: Counts, ks: Sequence[int], *, method: str = "stderr", resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> dict[int, Estimate]:
+    """{k: Estimate} for the ks every task has enough samples for (the others are left out)."""
+    usable = reportable_ks(ks, (n for n, _ in counts.values()))
+    return {k: pass_at_k_estimate(counts, k, method=method, resamples=resamples, seed=seed) for k in usable}
 
 
 # ---- two runs ----------------------------------------------------------------------------------

@@ -54,6 +54,24 @@ def test_n_below_k_is_not_reportable() -> None:
         stats.pass_at_k_estimate({"t0": (3, 1)}, 1, method="jackknife")
 
 
+def test_estimates_for_the_reportable_ks_and_their_metadata() -> None:
+    counts = {"t0": (10, 4), "t1": (10, 0), "t2": (12, 12)}
+    estimates = stats.pass_at_k_estimates(counts, [1, 10, 100])
+    assert sorted(estimates) == [1, 10]  # k=100 > n is left out, as pass@k itself does
+    assert estimates[10].value == pytest.approx((1 + 0 + 1) / 3)
+    metadata = estimates[1].as_metadata("pass@1")
+    assert metadata == {
+        "pass@1": pytest.approx((0.4 + 0 + 1) / 3),
+        "pass@1_stderr": pytest.approx(stdev([0.4, 0.0, 1.0]) / math.sqrt(3)),
+        "pass@1_ci95_low": estimates[1].ci95[0],
+        "pass@1_ci95_high": estimates[1].ci95[1],
+        "pass@1_ci_method": "stderr over tasks (normal)",
+    }
+    boot = stats.pass_at_k_estimates(counts, [1], method="bootstrap", resamples=500, seed=1)
+    assert boot[1].method == "bootstrap over tasks (percentile, 500 resamples, seed 1)"
+    assert "pass@1_stderr" not in stats.estimate([0.5]).as_metadata("pass@1")  # one task: no stderr
+
+
 @pytest.mark.parametrize("estimator", [stats.estimate, stats.bootstrap_estimate])
 def test_one_task(estimator) -> None:
     half = estimator([0.5])
