@@ -7,15 +7,10 @@ from pathlib import Path
 
 import click
 
+from june_pipelines.cli.errors import BadInput
 from june_pipelines.evals.compare import DATASETS, PLUS_DATASETS, default_metric
 
 FLIPS_SHOWN = 10
-
-
-class InputError(click.ClickException):
-    """Bad input files are usage errors: one line on stderr, exit code 2."""
-
-    exit_code = 2
 
 
 def _score(value: float) -> str:
@@ -48,7 +43,7 @@ def compare_command(
         b = read_results(b_results, metric=a.metric, dataset=dataset)
         comparison = compare_runs(a, b, resamples=resamples, seed=seed)
     except ResultsError as exc:
-        raise InputError(str(exc)) from None
+        raise BadInput(str(exc)) from None
     result = comparison.stats
     low, high = result.ci95
     lines = [

