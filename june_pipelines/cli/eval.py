@@ -420,3 +420,8 @@ def references_command(benchmark: str, source: str | None, sandbox_kind: str | N
                            "seconds": round(time.monotonic() - started, 1)}))
     if check.failed:
         raise click.exceptions.Exit(1)
+
+
+from june_pipelines.cli.compare import compare_command  # noqa: E402  # registered last: its own module
+
+eval_group.add_command(compare_command)
