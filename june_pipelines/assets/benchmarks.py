@@ -420,7 +420,8 @@ def leaderboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     asset=pass_at_k,
     blocking=True,
     description="Regression gate: fails when pass@1 dropped below the partition's recorded baseline run by more "
-    "than the paired 95% interval allows (`june eval baseline` records one; JUNE_REGRESSION_GATE=warn only warns).",
+    "than noise: the paired 95% interval of the change is below 0 and a sign-flip test rejects 'no change' "
+    "(`june eval baseline` records one; JUNE_REGRESSION_GATE=warn only warns).",
 )
 def pass_at_k_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     from june_pipelines.evals.regression import regression_check
@@ -433,11 +434,13 @@ def pass_at_k_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
     if baseline is None:
         return dg.AssetCheckResult(passed=True, metadata={"baseline": "none recorded (june eval baseline MODEL BENCHMARK)"})
     base_run, base_sandbox = baseline
-    outcome = regression_check(base_run.read_executions(base_sandbox), run.read_executions(str(pointer["sandbox"])))
+    decision = regression_check(base_run.read_executions(base_sandbox), run.read_executions(str(pointer["sandbox"])))
+    if decision is None:
+        return dg.AssetCheckResult(passed=True, metadata={"baseline_run": base_run.key, "shared_tasks": 0})
     return dg.AssetCheckResult(
-        passed=not outcome.regressed,
+        passed=not decision.regressed,
         severity=severity,
-        metadata={"baseline_run": base_run.key, "run": run.key, **outcome.metadata()},
+        metadata={"baseline_run": base_run.key, "run": run.key, **decision.as_metadata()},
     )
 
 

@@ -6,7 +6,6 @@ A run's summary is keyed by everything that changes a score (`SCORE_SETTINGS`).
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 # What makes two runs' scores comparable: a leaderboard row per distinct combination.
 SCORE_SETTINGS = ("model", "revision", "backend", "prompt_style", "n", "temperature", "top_p", "max_tokens",
                   "benchmark", "dataset_version", "tasks", "sandbox")
-Z95 = 1.959963984540054
 
 
 def executions_table(samples: Sequence[Sample], results: Sequence[SampleResult]) -> pd.DataFrame:
@@ -51,18 +49,15 @@ def failure_kinds(executions: pd.DataFrame) -> pd.DataFrame:
 
 
 def interval(per_task: Sequence[float]) -> tuple[float, float, float, float]:
-    """(mean, standard error over tasks, 95% low, 95% high): the sample standard deviation of the
-    per-task values over sqrt(tasks), as lm-evaluation-harness reports; the interval is the normal
-    one, clipped to [0, 1]."""
-    n = len(per_task)
-    if n == 0:
+    """(mean, standard error over tasks, 95% low, 95% high) from `evals.stats.estimate`: the standard
+    error as lm-evaluation-harness reports it, the normal interval clipped to [0, 1] (the exact
+    binomial bound when every task scored the same; [0, 1] with a single task)."""
+    from june_pipelines.evals.stats import estimate
+
+    if not per_task:
         return 0.0, 0.0, 0.0, 0.0
-    mean = sum(per_task) / n
-    if n == 1:
-        return mean, 0.0, mean, mean
-    variance = sum((x - mean) ** 2 for x in per_task) / (n - 1)
-    se = math.sqrt(variance / n)
-    return mean, se, max(0.0, mean - Z95 * se), min(1.0, mean + Z95 * se)
+    result = estimate(list(per_task))
+    return result.value, result.stderr or 0.0, result.ci95[0], result.ci95[1]
 
 
 def pass_at_k_tables(

@@ -57,14 +57,14 @@ def test_a_real_drop_fails_the_gate_and_noise_does_not(instance, monkeypatch) ->
     _record_run(store, "noise", [*baseline[:39], False, True, *baseline[41:]])
     noise = _gate(instance, store, monkeypatch)
     assert noise.passed, noise.metadata
-    assert noise.metadata["shared_tasks"].value == 60
+    assert noise.metadata["tasks"].value == 60 and noise.metadata["regressed"].value is False
 
     _record_run(store, "regressed", [True] * 20 + [False] * 40)  # pass@1 0.333: a drop of 20 tasks
     dropped = _gate(instance, store, monkeypatch)
     assert not dropped.passed
     assert dropped.severity == dg.AssetCheckSeverity.ERROR
     assert dropped.metadata["delta"].value == pytest.approx(-1 / 3, abs=1e-6)
-    assert dropped.metadata["delta_ci95_high"].value < 0
+    assert dropped.metadata["delta_ci95_high"].value < 0 and dropped.metadata["p_value"].value < 0.05
 
     warned = _gate(instance, store, monkeypatch, severity="warn")
     assert not warned.passed and warned.severity == dg.AssetCheckSeverity.WARN
