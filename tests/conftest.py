@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("JUNE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-MBPP_JSONL = SHARED_DATA / "mbpp" / "mbpp.jsonl"
+from shared_data import MBPP_JSONL
 
 
 @pytest.fixture(autouse=True, scope="session")

