@@ -104,6 +104,26 @@ def store_path(cache_dir: Path, model_id: str, revision: str) -> Path:
     return Path(cache_dir) / model_id / revision
 
 
+def entry_path(cache_dir: Path, spec: ModelSpec) -> Path:
+    """Where a model's weights live in the store: `<cache>/<id>/<pinned revision or "local">`.
+
+    The one rule for fetches, imports, builds and serving (imports record the registry's revision).
+    """
+    return store_path(cache_dir, spec.id, spec.revision or "local")
+
+
+def verified_entry(cache_dir: Path, spec: ModelSpec) -> Path:
+    """The model's store entry after a quick check (manifest present, sizes match); raises WeightsError."""
+    path = entry_path(cache_dir, spec)
+    if not (path / MANIFEST_NAME).is_file():
+        raise WeightsError(
+            f"no verified weights for {spec.id!r} at {path}: materialize model_weights "
+            f"(or run `june engine weights {spec.id}`) first"
+        )
+    verify(path, full=False)
+    return path
+
+
 def resolve_local_dir(value: str) -> Path:
     """A registry `local_dir`: a path, `package:NAME[/SUB]` (a folder inside an installed package,
     located without importing it), or `python:MODULE:FUNCTION` (a function returning the path)."""

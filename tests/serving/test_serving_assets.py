@@ -26,8 +26,8 @@ from june_pipelines.assets.engines import (
 from june_pipelines.assets.models import model_weights
 from june_pipelines.inference.triton import TritonLLMResource
 from june_pipelines.serving.resources import (
+    DockerTensorRTLLMResource,
     ModelStoreResource,
-    TensorRTLLMResource,
     TritonResource,
 )
 from june_pipelines.serving.triton_local import (
@@ -37,7 +37,8 @@ from june_pipelines.serving.triton_local import (
 )
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-FAKE_TRTLLM = Path(__file__).parent / "fake_models" / "tensorrt_llm_gguf.py"
+# Stand-ins for upstream's python models (the python-backend tensorrt_llm runs the GGUF on the CPU).
+FAKE_ALL_MODELS = Path(__file__).parent / "fake_models" / "all_models"
 MODEL = "smollm2"
 
 
@@ -65,7 +66,7 @@ def env(tmp_path_factory):
     instance.add_dynamic_partitions("models", [MODEL])
     resources = {
         "model_store": ModelStoreResource(cache_dir=str(root / "store")),
-        "trtllm": TensorRTLLMResource(runner="docker", work_dir=str(root / "engines")),
+        "trtllm": DockerTensorRTLLMResource(work_dir=str(root / "engines")),
         "triton": TritonResource(repository_dir=str(root / "repo")),
     }
     (root / "repo").mkdir()
@@ -104,10 +105,12 @@ def served(env):
     except LocalTritonError as exc:
         pytest.skip(f"no CPU tritonserver: {exc}")
     dg.materialize([model_weights], partition_key=MODEL, instance=instance, resources=resources)
-    result = dg.materialize([triton_model_repository, repository_configs_parse], partition_key=MODEL, instance=instance, resources=resources)
+    result = dg.materialize(
+        [triton_model_repository, repository_configs_parse], partition_key=MODEL, instance=instance, resources=resources,
+        run_config={"ops": {"triton_model_repository": {"config": {"upstream_models_dir": str(FAKE_ALL_MODELS)}}}},
+    )
     checks = result.get_asset_check_evaluations()
     version = root / "repo" / "smollm2-tensorrt_llm" / "1"
-    shutil.copy(FAKE_TRTLLM, version / "model.py")
     gguf = registry.get_model(MODEL).gguf_path()
     (version / "fake_engine.json").write_text(json.dumps({"gguf": str(gguf)}))
     server = LocalTritonServer(root / "repo")
@@ -125,7 +128,12 @@ def test_repository_asset_and_check(served):
     meta = result.asset_materializations_for_node("triton_model_repository")[0].metadata
     assert meta["entry_model"].value == "smollm2-ensemble"
     assert meta["models"].value == ["smollm2-ensemble", "smollm2-preprocessing", "smollm2-tensorrt_llm", "smollm2-postprocessing"]
-    assert json.loads(meta["settings"].value)["engine_dir"] == "/engines/smollm2/engine"
+    settings = json.loads(meta["settings"].value)
+    assert settings["engine_dir"] == "/engines/smollm2/engine"
+    assert settings["max_batch_size"] == 4 and settings["triton_backend"] == "python"  # the registry's settings
+    assert settings["hf_model"] == "/weights/smollm2/local"  # the store entry, as mounted in the server
+    assert meta["upstream_files"].value == ["model.py"] and meta["size_bytes"].value > 0
+    assert meta["generate_time_s"].value >= 0
     assert [c.passed for c in checks] == [True]
 
 
@@ -136,6 +144,7 @@ def test_deployment_asset_on_real_triton(served, env):
     meta = result.asset_materializations_for_node("triton_deployment")[0].metadata
     assert meta["ready"].value is True and meta["entry_model"].value == "smollm2-ensemble"
     assert meta["model_states"].value["smollm2-tensorrt_llm"] == "READY"
+    assert meta["load_time_s"].value > 0 and meta["ready_models"].value >= 4
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ try:
 except ImportError:
     pb_utils = None
 
-# ensemble input -> tensorrt_llm input (sampling parameters passed through unchanged)
+# BLS input -> tensorrt_llm input (names as in upstream's ensemble; values passed through unchanged)
 _SAMPLING = {
     "top_k": "runtime_top_k",
     "top_p": "runtime_top_p",
@@ -24,11 +24,17 @@ _SAMPLING = {
     "min_tokens": "min_tokens",
     "presence_penalty": "presence_penalty",
     "frequency_penalty": "frequency_penalty",
-    "random_seed": "seed",
+    "seed": "seed",
+    "exclude_input_in_output": "exclude_input_in_output",
+    "num_return_sequences": "num_return_sequences",
     "return_log_probs": "return_log_probs",
+    "return_num_input_tokens": "return_num_input_tokens",
+    "return_num_output_tokens": "return_num_output_tokens",
     "beam_width": "beam_width",
     "stream": "streaming",
 }
+# tensorrt_llm outputs passed on to the client as they are
+_PASS_ON = ("num_input_tokens", "num_output_tokens")
 
 
 def _param(config, key):
@@ -45,9 +51,9 @@ class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
         self.decoupled = pb_utils.using_decoupled_model_transaction_policy(config)
-        self.pre = _param(config, "preprocessing_model")
-        self.llm = _param(config, "tensorrt_llm_model")
-        self.post = _param(config, "postprocessing_model")
+        self.pre = _param(config, "preprocessing_model_name")
+        self.llm = _param(config, "tensorrt_llm_model_name")
+        self.post = _param(config, "postprocessing_model_name")
 
     def _get(self, request, name):
         return pb_utils.get_input_tensor_by_name(request, name)
@@ -76,9 +82,11 @@ class TritonPythonModel:
         for src, dst in _SAMPLING.items():
             tensor = self._get(request, src)
             if tensor is not None:
-                inputs.append(pb_utils.Tensor(dst, tensor.as_numpy()))
+                # some BLS inputs are reshaped to [] (arriving as [batch]); tensorrt_llm takes [batch, 1]
+                value = tensor.as_numpy()
+                inputs.append(pb_utils.Tensor(dst, value.reshape(value.shape[0] if value.ndim else 1, 1)))
         return pb_utils.InferenceRequest(
-            model_name=self.llm, inputs=inputs, requested_output_names=["output_ids", "sequence_length"]
+            model_name=self.llm, inputs=inputs, requested_output_names=["output_ids", "sequence_length", *_PASS_ON]
         )
 
     def _postprocess(self, llm_response):
@@ -95,7 +103,12 @@ class TritonPythonModel:
             self.post,
         )
         text = pb_utils.get_output_tensor_by_name(response, "OUTPUT").as_numpy()
-        return pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("text_output", text.astype(object))])
+        tensors = [pb_utils.Tensor("text_output", text.astype(object))]
+        for name in _PASS_ON:
+            value = pb_utils.get_output_tensor_by_name(llm_response, name)
+            if value is not None:
+                tensors.append(pb_utils.Tensor(name, value.as_numpy()))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def execute(self, requests):
         responses = []
