@@ -54,13 +54,24 @@ class CheckpointConfig(dg.Config):
     kv_cache_dtype: str | None = Field(default=None, description="auto | fp8 | int8")
     calib_size: int | None = None
     calib_dataset: str | None = Field(
-        default=None, description="Local calibration dataset directory (train split, text column); needed for fp8 / int4_awq"
+        default=None,
+        description="Local calibration dataset directory (train split, text column); needed for fp8 / int4_awq",
     )
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[model_weights],
+    pool=GPU_POOL,
+    kinds={"tensorrt"},
+    tags=SERVE_TAGS,
+)
 def trt_checkpoint(
-    context: dg.AssetExecutionContext, config: CheckpointConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
+    context: dg.AssetExecutionContext,
+    config: CheckpointConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
 ) -> dg.MaterializeResult:
     """HF weights -> TensorRT-LLM checkpoint (conversion, or ModelOpt quantization on calibration text)."""
     from june_pipelines.serving import steps
@@ -94,7 +105,14 @@ class BuildConfig(dg.Config):
     multiple_profiles: bool | None = None
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_checkpoint], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[trt_checkpoint],
+    pool=GPU_POOL,
+    kinds={"tensorrt"},
+    tags=SERVE_TAGS,
+)
 def trt_engine(
     context: dg.AssetExecutionContext, config: BuildConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
 ) -> dg.MaterializeResult:
@@ -134,7 +152,13 @@ class RepositoryConfig(dg.Config):
     )
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_engine, model_weights], kinds={"triton"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[trt_engine, model_weights],
+    kinds={"triton"},
+    tags=SERVE_TAGS,
+)
 def triton_model_repository(
     context: dg.AssetExecutionContext,
     config: RepositoryConfig,
@@ -154,7 +178,11 @@ def triton_model_repository(
         )
     context.log.info(f"wrote {len(repo.configs)} configs for {spec.id} into {repo.root}")
     return dg.MaterializeResult(
-        metadata={**repo.metadata(), "generate_time_s": round(seconds, 2), "path": dg.MetadataValue.path(str(repo.root))}
+        metadata={
+            **repo.metadata(),
+            "generate_time_s": round(seconds, 2),
+            "path": dg.MetadataValue.path(str(repo.root)),
+        }
     )
 
 
@@ -165,7 +193,9 @@ def repository_configs_parse(triton: TritonResource) -> dg.AssetCheckResult:
 
     problems = validate_repository(triton.repository())
     count = len(list(triton.repository().glob("*/config.pbtxt")))
-    return dg.AssetCheckResult(passed=not problems and count > 0, metadata={"configs": count, "problems": dg.MetadataValue.json(problems)})
+    return dg.AssetCheckResult(
+        passed=not problems and count > 0, metadata={"configs": count, "problems": dg.MetadataValue.json(problems)}
+    )
 
 
 class DeploymentConfig(dg.Config):
@@ -173,10 +203,20 @@ class DeploymentConfig(dg.Config):
     unload_first: bool = Field(default=True, description="Free GPU memory before loading the new model")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[triton_model_repository], pool=GPU_POOL, kinds={"triton"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[triton_model_repository],
+    pool=GPU_POOL,
+    kinds={"triton"},
+    tags=SERVE_TAGS,
+)
 def triton_deployment(
-    context: dg.AssetExecutionContext, config: DeploymentConfig, model_store: ModelStoreResource,
-    trtllm: TensorRTLLMResource, triton: TritonResource,
+    context: dg.AssetExecutionContext,
+    config: DeploymentConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
+    triton: TritonResource,
 ) -> dg.MaterializeResult:
     """Load this model on the Triton server (explicit model control), unloading others; report the index."""
     from june_pipelines.serving.triton_deploy import DeployError
@@ -192,7 +232,9 @@ def triton_deployment(
     try:
         state, seconds = _timed(lambda: api.deploy(entry, unload=unload, unload_first=config.unload_first))
     except DeployError as exc:
-        raise dg.Failure(str(exc), metadata={"index": dg.MetadataValue.json([m.as_dict() for m in api.index()])}) from exc
+        raise dg.Failure(
+            str(exc), metadata={"index": dg.MetadataValue.json([m.as_dict() for m in api.index()])}
+        ) from exc
     meta = state.metadata()
     return dg.MaterializeResult(
         metadata={
@@ -217,9 +259,19 @@ class TrtllmServeConfig(dg.Config):
     startup_timeout_s: float = Field(default=900.0, description="Model load and warm-up can take minutes")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[model_weights],
+    pool=GPU_POOL,
+    kinds={"tensorrt"},
+    tags=SERVE_TAGS,
+)
 def trtllm_serve_deployment(
-    context: dg.AssetExecutionContext, config: TrtllmServeConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
+    context: dg.AssetExecutionContext,
+    config: TrtllmServeConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
 ) -> dg.MaterializeResult:
     """The modern path (no engine): `trtllm-serve --backend pytorch`, OpenAI-compatible (tp_size > 1 supported).
 
@@ -234,7 +286,9 @@ def trtllm_serve_deployment(
         settings = steps.make_settings(
             ServeSettings, config.model_dump(exclude={"startup_timeout_s"}), f"trtllm-serve settings of {spec.id!r}"
         )
-        handle, report = steps.start_trtllm_serve(layout, trtllm.runner(), settings, config.startup_timeout_s, context.log.info)
+        handle, report = steps.start_trtllm_serve(
+            layout, trtllm.runner(), settings, config.startup_timeout_s, context.log.info
+        )
     return dg.MaterializeResult(
         metadata={
             "base_url": handle.base_url,
@@ -251,7 +305,9 @@ def trtllm_serve_deployment(
 
 serve_model_job = dg.define_asset_job(
     "serve_model",
-    selection=dg.AssetSelection.assets(model_weights, trt_checkpoint, trt_engine, triton_model_repository, triton_deployment),
+    selection=dg.AssetSelection.assets(
+        model_weights, trt_checkpoint, trt_engine, triton_model_repository, triton_deployment
+    ),
     tags=SERVE_TAGS,
     description="Weights -> TensorRT-LLM checkpoint -> engine -> Triton repository -> deployment, for one model.",
 )

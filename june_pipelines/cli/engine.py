@@ -8,11 +8,15 @@ with 2 and a one-line error naming the option; a step that cannot run exits with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from june_pipelines.registry import ModelSpec
-from june_pipelines.serving.cli_support import POSITIVE, PORT, cli_errors, registered_model
+
+if TYPE_CHECKING:
+    from june_pipelines.serving.resources import TensorRTLLMResource
+from june_pipelines.serving.cli_support import PORT, POSITIVE, cli_errors, registered_model
 
 RUNNERS = click.Choice(["docker", "local"])
 QUANTIZATIONS = click.Choice(["none", "fp8", "int4_awq", "int8_wo"])
@@ -29,7 +33,9 @@ def engine_group() -> None:
 
 @engine_group.command("weights")
 @click.argument("model", callback=registered_model)
-@click.option("--import-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), help="Import from a local directory")
+@click.option(
+    "--import-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), help="Import from a local directory"
+)
 @click.option("--offline", is_flag=True, help="Use only the cache (as HF_HUB_OFFLINE=1)")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
 def weights_cmd(model: ModelSpec, import_dir: Path | None, offline: bool, cache_dir: Path | None) -> None:
@@ -58,15 +64,19 @@ def preflight_cmd(runner: str) -> None:
         raise SystemExit(1)
 
 
-def _resource(runner: str, image: str | None, examples_dir: Path | None, work_dir: Path | None):
+def _resource(
+    runner: str, image: str | None, examples_dir: Path | None, work_dir: Path | None
+) -> TensorRTLLMResource:
     from june_pipelines.serving.resources import DockerTensorRTLLMResource, LocalTensorRTLLMResource
+    from june_pipelines.serving.versions import DEFAULT_TRITON_IMAGE
 
-    common = {"examples_dir": str(examples_dir) if examples_dir else None, "work_dir": str(work_dir) if work_dir else None}
+    examples = str(examples_dir) if examples_dir else None
+    work = str(work_dir) if work_dir else None
     if runner == "local":
         if image:
             raise click.BadParameter("--image applies to the docker runner only", param_hint="'--image'")
-        return LocalTensorRTLLMResource(**common)
-    return DockerTensorRTLLMResource(**common, **({"image": image} if image else {}))
+        return LocalTensorRTLLMResource(examples_dir=examples, work_dir=work)
+    return DockerTensorRTLLMResource(examples_dir=examples, work_dir=work, image=image or DEFAULT_TRITON_IMAGE)
 
 
 @engine_group.command("build")
@@ -88,10 +98,23 @@ def _resource(runner: str, image: str | None, examples_dir: Path | None, work_di
               help="Checkpoints and engines (default JUNE_HOME/engines)")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None, help="Model store")
 @click.option("--dry-run", is_flag=True, help="Check the inputs, print the exact commands and stop")
-def build_cmd(model: ModelSpec, runner: str, quantization: str | None, calib_dataset: Path | None, calib_size: int | None,
-              tp_size: int | None, max_batch_size: int | None, max_input_len: int | None, max_seq_len: int | None,
-              max_num_tokens: int | None, image: str | None, examples_dir: Path | None, work_dir: Path | None,
-              cache_dir: Path | None, dry_run: bool) -> None:
+def build_cmd(
+    model: ModelSpec,
+    runner: str,
+    quantization: str | None,
+    calib_dataset: Path | None,
+    calib_size: int | None,
+    tp_size: int | None,
+    max_batch_size: int | None,
+    max_input_len: int | None,
+    max_seq_len: int | None,
+    max_num_tokens: int | None,
+    image: str | None,
+    examples_dir: Path | None,
+    work_dir: Path | None,
+    cache_dir: Path | None,
+    dry_run: bool,
+) -> None:
     """Convert/quantize MODEL's verified weights and run trtllm-build (GPU only)."""
     from june_pipelines.serving import steps
     from june_pipelines.serving.resources import ModelStoreResource
@@ -99,10 +122,26 @@ def build_cmd(model: ModelSpec, runner: str, quantization: str | None, calib_dat
     trt = _resource(runner, image, examples_dir, work_dir)
     store = ModelStoreResource(cache_dir=str(cache_dir) if cache_dir else None)
     layout = trt.layout(model, store)
-    ckpt_overrides = {k: v for k, v in (("quantization", quantization), ("calib_size", calib_size), ("tp_size", tp_size),
-                                       ("calib_dataset", str(calib_dataset) if calib_dataset else None)) if v is not None}
-    build_overrides = {k: v for k, v in (("max_batch_size", max_batch_size), ("max_input_len", max_input_len),
-                                        ("max_seq_len", max_seq_len), ("max_num_tokens", max_num_tokens)) if v is not None}
+    ckpt_overrides = {
+        k: v
+        for k, v in (
+            ("quantization", quantization),
+            ("calib_size", calib_size),
+            ("tp_size", tp_size),
+            ("calib_dataset", str(calib_dataset) if calib_dataset else None),
+        )
+        if v is not None
+    }
+    build_overrides = {
+        k: v
+        for k, v in (
+            ("max_batch_size", max_batch_size),
+            ("max_input_len", max_input_len),
+            ("max_seq_len", max_seq_len),
+            ("max_num_tokens", max_num_tokens),
+        )
+        if v is not None
+    }
     with cli_errors():
         ckpt = steps.checkpoint_settings(model, ckpt_overrides)
         build = steps.build_settings(model, build_overrides, ckpt, layout.checkpoint_dir)
@@ -138,12 +177,14 @@ def serve_cmd(model: ModelSpec, port: int, tp_size: int, max_batch_size: int, ma
     from june_pipelines.serving import steps
     from june_pipelines.serving import trtllm as T
     from june_pipelines.serving.resources import DockerTensorRTLLMResource, ModelStoreResource
+    from june_pipelines.serving.versions import DEFAULT_SERVE_IMAGE
 
-    trt = DockerTensorRTLLMResource(**({"serve_image": image} if image else {}))
+    trt = DockerTensorRTLLMResource(serve_image=image or DEFAULT_SERVE_IMAGE)
     layout = trt.layout(model, ModelStoreResource(cache_dir=str(cache_dir) if cache_dir else None))
     with cli_errors():
         settings = steps.make_settings(
-            T.ServeSettings, {"port": port, "tp_size": tp_size, "max_batch_size": max_batch_size, "max_seq_len": max_seq_len},
+            T.ServeSettings,
+            {"port": port, "tp_size": tp_size, "max_batch_size": max_batch_size, "max_seq_len": max_seq_len},
             "trtllm-serve settings",
         )
     spec = T.serve_container(settings, trt.serve_image, layout.weights_dir)

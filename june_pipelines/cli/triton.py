@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from june_pipelines.registry import ModelSpec
-from june_pipelines.serving.cli_support import POSITIVE, PORT, cli_errors, host_port, registered_model
+from june_pipelines.serving.cli_support import PORT, POSITIVE, cli_errors, host_port, registered_model
 
 
 @click.group("triton")
@@ -26,14 +26,20 @@ def triton_group() -> None:
 @click.argument("model", callback=registered_model)
 @click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
               help="Repository root (other models' entries are kept)")
-@click.option("--layout", type=click.Choice(["inflight", "llmapi"]), default=None, help="Default: the registry's, else inflight")
+@click.option(
+    "--layout", type=click.Choice(["inflight", "llmapi"]), default=None, help="Default: the registry's, else inflight"
+)
 @click.option("--tokenizer", type=click.Path(path_type=Path, exists=True, file_okay=False),
               help="Directory with tokenizer.json or a GGUF (default: the model's verified weights)")
-@click.option("--engine-dir", default=None, help="Engine directory as the server sees it (default /engines/<model>/engine)")
+@click.option(
+    "--engine-dir", default=None, help="Engine directory as the server sees it (default /engines/<model>/engine)"
+)
 @click.option("--max-batch-size", type=POSITIVE, default=None, help="Default: the registry's triton.repository, else 8")
 @click.option("--stream/--no-stream", "decoupled", default=None, help="Decoupled (streaming) models (default: on)")
 @click.option("--bls/--no-bls", default=None, help="Also write the tensorrt_llm_bls model")
-@click.option("--backend", type=click.Choice(["tensorrtllm", "python"]), default=None, help="tensorrt_llm model backend")
+@click.option(
+    "--backend", type=click.Choice(["tensorrtllm", "python"]), default=None, help="tensorrt_llm model backend"
+)
 @click.option("--models-dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
               help="Copy of TensorRT-LLM's triton_backend/all_models (llmapi layout, python backend)")
 @click.option("--image", default=None, help="Image to read /app/all_models from (default: the pinned Triton image)")
@@ -46,8 +52,9 @@ def repo_cmd(model: ModelSpec, out: Path, layout: str | None, tokenizer: Path | 
     from june_pipelines.serving import steps
     from june_pipelines.serving.errors import WeightsMissing
     from june_pipelines.serving.resources import DockerTensorRTLLMResource, ModelStoreResource, TritonResource
+    from june_pipelines.serving.versions import DEFAULT_SERVE_IMAGE
 
-    trt = DockerTensorRTLLMResource(**({"serve_image": image} if image else {}))
+    trt = DockerTensorRTLLMResource(serve_image=image or DEFAULT_SERVE_IMAGE)
     store = ModelStoreResource(cache_dir=str(cache_dir) if cache_dir else None)
     model_layout = trt.layout(model, store, TritonResource(repository_dir=str(out)))
     options = {"layout": layout, "max_batch_size": max_batch_size, "decoupled": decoupled, "bls": bls,
@@ -131,7 +138,12 @@ def unload_cmd(name: str, url: str) -> None:
 @click.option("--stream", is_flag=True)
 @click.option("--layout", type=click.Choice(["inflight", "llmapi"]), default="inflight", show_default=True,
               help="Request shape: the ensemble's, or the llmapi model's")
-@click.option("--chat", "chat_template", default=None, help="Wrap PROMPT as a user message with this chat template (chatml, llama3)")
+@click.option(
+    "--chat",
+    "chat_template",
+    default=None,
+    help="Wrap PROMPT as a user message with this chat template (chatml, llama3)",
+)
 @click.option("--max-tokens", type=POSITIVE, default=128, show_default=True)
 @click.option("--no-decoupled", is_flag=True, help="The model is not decoupled (plain unary gRPC)")
 def generate_cmd(name: str, prompt: str, url: str, use_http: bool, stream: bool, layout: str, chat_template: str | None,
@@ -142,8 +154,13 @@ def generate_cmd(name: str, prompt: str, url: str, use_http: bool, stream: bool,
 
     if stream and no_decoupled:
         raise click.BadParameter("--stream needs a decoupled model", param_hint="'--stream', '--no-decoupled'")
-    client = TritonLLMClient(name, url, protocol="http" if use_http else "grpc", layout="llmapi" if layout == "llmapi" else "inflight",
-                             decoupled=not no_decoupled)
+    client = TritonLLMClient(
+        name,
+        url,
+        protocol="http" if use_http else "grpc",
+        layout="llmapi" if layout == "llmapi" else "inflight",
+        decoupled=not no_decoupled,
+    )
     with cli_errors():
         try:
             text = render_chat([ChatMessage("user", prompt)], chat_template) if chat_template else prompt
@@ -157,7 +174,9 @@ def generate_cmd(name: str, prompt: str, url: str, use_http: bool, stream: bool,
         else:
             result = client.complete(text, params)
             click.echo(result.text)
-            click.echo(f"[{result.completion_tokens} tokens, {result.latency_s:.2f} s, {result.finish_reason}]", err=True)
+            click.echo(
+                f"[{result.completion_tokens} tokens, {result.latency_s:.2f} s, {result.finish_reason}]", err=True
+            )
 
 
 @triton_group.command("serve-local")
@@ -190,7 +209,12 @@ def serve_local_cmd(root: Path, http_port: int, grpc_port: int, load: tuple[str,
 
 @triton_group.command("server-command")
 @click.option("--repository", type=click.Path(path_type=Path, file_okay=False), required=True)
-@click.option("--engines", type=click.Path(path_type=Path, file_okay=False), required=True, help="Engines root (mounted at /engines)")
+@click.option(
+    "--engines",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Engines root (mounted at /engines)",
+)
 @click.option("--weights", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Model store (mounted at /weights; default: $JUNE_MODEL_CACHE or ~/.cache/june/models)")
 @click.option("--image", default=None, help="Default: the pinned TensorRT-LLM Triton image")
@@ -199,5 +223,10 @@ def server_command_cmd(repository: Path, engines: Path, weights: Path | None, im
     from june_pipelines.serving.trtllm import DEFAULT_TRITON_IMAGE, triton_container
     from june_pipelines.serving.weights import default_cache_dir
 
-    spec = triton_container(image or DEFAULT_TRITON_IMAGE, repository.resolve(), engines.resolve(), (weights or default_cache_dir()).resolve())
+    spec = triton_container(
+        image or DEFAULT_TRITON_IMAGE,
+        repository.resolve(),
+        engines.resolve(),
+        (weights or default_cache_dir()).resolve(),
+    )
     click.echo(shlex.join(spec.docker_cli()))

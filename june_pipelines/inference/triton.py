@@ -39,6 +39,9 @@ Protocol = Literal["grpc", "http"]
 Layout = Literal["inflight", "llmapi"]
 
 
+DEFAULT_PARAMS = SamplingParams()
+
+
 class _Reply(NamedTuple):
     """One response: its text, the token counts the server reported, the llmapi finish reason."""
 
@@ -86,7 +89,11 @@ def _first(value: Any) -> Any:
 
 def _reply_from_json(doc: dict[str, Any]) -> _Reply:
     """A `/generate` (or one `/generate_stream` event) JSON answer."""
-    seq, inp, finish = _first(doc.get("num_output_tokens")), _first(doc.get("num_input_tokens")), _first(doc.get("finish_reason"))
+    seq, inp, finish = (
+        _first(doc.get("num_output_tokens")),
+        _first(doc.get("num_input_tokens")),
+        _first(doc.get("finish_reason")),
+    )
     return _Reply(str(_first(doc.get("text_output", ""))), seq, inp, str(finish) if finish else None)
 
 
@@ -251,7 +258,9 @@ class TritonLLMClient(LLMClient):
                 try:
                     result, error = responses.get(timeout=max(0.1, deadline - time.monotonic()))
                 except queue.Empty:
-                    raise LLMError(f"Triton {self.url}: no response from {self.model!r} in {self.timeout_s} s") from None
+                    raise LLMError(
+                        f"Triton {self.url}: no response from {self.model!r} in {self.timeout_s} s"
+                    ) from None
                 if error is not None:
                     raise LLMError(f"Triton {self.url} {self.model!r}: {error}")
                 response = result.get_response()
@@ -278,7 +287,9 @@ class TritonLLMClient(LLMClient):
                 next((p.finish_reason for p in reversed(pieces) if p.finish_reason), None),
             )
         try:
-            result = self._grpc().infer(self.model, self._grpc_inputs(prompt, params, False), client_timeout=self.timeout_s)
+            result = self._grpc().infer(
+                self.model, self._grpc_inputs(prompt, params, False), client_timeout=self.timeout_s
+            )
         except InferenceServerException as exc:
             raise LLMError(f"Triton {self.url} {self.model!r}: {exc}") from exc
         return self._read(result)
@@ -346,9 +357,11 @@ class TritonLLMClient(LLMClient):
     def _chat(self, messages: Sequence[ChatMessage], params: SamplingParams) -> Completion:
         return self._complete(render_chat(messages, self.chat_template), params)
 
-    def stream_complete(self, prompt: str, params: SamplingParams = SamplingParams()) -> Iterator[str]:
+    def stream_complete(self, prompt: str, params: SamplingParams = DEFAULT_PARAMS) -> Iterator[str]:
         """Text pieces as the server streams them (needs a decoupled model). Stops at a stop word."""
-        responses = self._http_stream(prompt, params) if self.protocol == "http" else self._grpc_stream(prompt, params, True)
+        responses = (
+            self._http_stream(prompt, params) if self.protocol == "http" else self._grpc_stream(prompt, params, True)
+        )
         pieces = self._pieces(responses)
         seen = ""
         for piece, *_ in pieces:
@@ -360,7 +373,7 @@ class TritonLLMClient(LLMClient):
             if stopped:
                 return
 
-    def stream_chat(self, messages: Sequence[ChatMessage], params: SamplingParams = SamplingParams()) -> Iterator[str]:
+    def stream_chat(self, messages: Sequence[ChatMessage], params: SamplingParams = DEFAULT_PARAMS) -> Iterator[str]:
         yield from self.stream_complete(render_chat(messages, self.chat_template), params)
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from june_pipelines.serving.errors import CalibrationError
 
@@ -31,7 +32,7 @@ class CalibrationData:
     rows: int
     used: int  # rows quantize.py will read
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         return {"calib_dataset": str(self.path), "calib_rows": self.rows, "calib_rows_used": self.used}
 
 
@@ -49,7 +50,10 @@ def validate_calibration(
     """
     if quantization not in CALIBRATED:
         if path:
-            raise CalibrationError(f"calib_dataset is set but quantization {quantization!r} does not calibrate (only {', '.join(CALIBRATED)})")
+            raise CalibrationError(
+                f"calib_dataset is set but quantization {quantization!r} does not calibrate "
+                f"(only {', '.join(CALIBRATED)})"
+            )
         return None
     if not path:
         raise CalibrationError(
@@ -71,11 +75,14 @@ def validate_calibration(
     dataset = _load(root)
     columns = list(dataset.column_names)
     if TEXT_COLUMN not in columns:
-        raise CalibrationError(f"calib_dataset {root}: the {SPLIT!r} split has no {TEXT_COLUMN!r} column (columns: {columns})")
+        raise CalibrationError(
+            f"calib_dataset {root}: the {SPLIT!r} split has no {TEXT_COLUMN!r} column (columns: {columns})"
+        )
     needed = rows_used(quantization, calib_size)
     if len(dataset) < needed:
         raise CalibrationError(
-            f"calib_dataset {root}: {len(dataset)} rows, but calib_size {calib_size} reads {needed}: add rows or lower calib_size"
+            f"calib_dataset {root}: {len(dataset)} rows, but calib_size {calib_size} reads {needed}: "
+            "add rows or lower calib_size"
         )
     for n, text in enumerate(dataset[:needed][TEXT_COLUMN]):
         if not isinstance(text, str) or not text.strip():
@@ -93,7 +100,9 @@ def _load(root: Path):  # -> datasets.Dataset (typed lazily: keeps imports light
         return datasets.load_dataset(str(root), split=SPLIT)
     except Exception as exc:  # datasets raises many kinds (no data files, unknown split, parse errors)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CalibrationError(f"calib_dataset {root} does not load as a dataset with a {SPLIT!r} split: {first}") from exc
+        raise CalibrationError(
+            f"calib_dataset {root} does not load as a dataset with a {SPLIT!r} split: {first}"
+        ) from exc
     finally:
         if bars:
             datasets.enable_progress_bars()

@@ -31,7 +31,11 @@ class Tensor:
     ragged: bool = False
 
     def render(self) -> str:
-        lines = [f'    name: "{self.name}"', f"    data_type: {self.data_type}", f"    dims: [ {', '.join(map(str, self.dims))} ]"]
+        lines = [
+            f'    name: "{self.name}"',
+            f"    data_type: {self.data_type}",
+            f"    dims: [ {', '.join(map(str, self.dims))} ]",
+        ]
         if self.reshape is not None:
             lines.append(f"    reshape: {{ shape: [ {', '.join(map(str, self.reshape))} ] }}")
         if self.ragged:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, overload
 
 import dagster as dg
 from pydantic import Field
@@ -40,7 +40,11 @@ class ModelStoreResource(dg.ConfigurableResource):
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
 
     def describe(self) -> dict[str, str]:
-        return {"cache_dir": str(self.path()), "offline": str(self.offline), "hub_endpoint": self.hub_endpoint or "default"}
+        return {
+            "cache_dir": str(self.path()),
+            "offline": str(self.offline),
+            "hub_endpoint": self.hub_endpoint or "default",
+        }
 
 
 class TensorRTLLMResource(dg.ConfigurableResource):
@@ -112,7 +116,9 @@ class TritonResource(dg.ConfigurableResource):
 
     http_url: str = Field(default="127.0.0.1:8000")
     grpc_url: str = Field(default="127.0.0.1:8001")
-    repository_dir: str | None = Field(default=None, description="Host path of the server's model repository (default JUNE_HOME/triton/models)")
+    repository_dir: str | None = Field(
+        default=None, description="Host path of the server's model repository (default JUNE_HOME/triton/models)"
+    )
     timeout_s: float = 600.0
 
     def repository(self) -> Path:
@@ -124,6 +130,10 @@ class TritonResource(dg.ConfigurableResource):
         return TritonRepositoryClient(self.http_url, timeout_s=self.timeout_s)
 
 
+@overload
+def _env_or(name: str, default: str) -> str: ...
+@overload
+def _env_or(name: str, default: None) -> str | None: ...
 def _env_or(name: str, default: str | None) -> str | None:
     """`dg.EnvVar(name)` when the variable is set (resolved at run time, shown as a variable), else the default."""
     import os
@@ -156,6 +166,7 @@ def serving_resources_from_env() -> dict[str, dg.ConfigurableResource]:
         "model_store": ModelStoreResource(hf_token=_env_or("HF_TOKEN", None)),
         "trtllm": trtllm,
         "triton": TritonResource(
-            http_url=_env_or("JUNE_TRITON_HTTP", "127.0.0.1:8000"), grpc_url=_env_or("JUNE_TRITON_GRPC", "127.0.0.1:8001")
+            http_url=_env_or("JUNE_TRITON_HTTP", "127.0.0.1:8000"),
+            grpc_url=_env_or("JUNE_TRITON_GRPC", "127.0.0.1:8001"),
         ),
     }

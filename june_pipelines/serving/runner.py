@@ -54,6 +54,7 @@ class TrtllmRunner(ABC):
 
     # ---- checks (nothing heavy) -----------------------------------------------------------------
 
+    @abstractmethod
     def check_inputs(self) -> None:
         """Refuse, before any GPU work, settings this runner cannot use (raises ServingInputError)."""
 
@@ -87,7 +88,9 @@ class TrtllmRunner(ABC):
         return shlex.join(step.local_command)
 
     @abstractmethod
-    def serve(self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log) -> ServeHandle: ...
+    def serve(
+        self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log
+    ) -> ServeHandle: ...
 
 
 class DockerRunner(TrtllmRunner):
@@ -109,7 +112,8 @@ class DockerRunner(TrtllmRunner):
             raise ServingInputError(str(exc)) from exc
         if self.examples_dir is not None and not (self.examples_dir / "quantization").is_dir():
             raise ServingInputError(
-                f"examples_dir {self.examples_dir} is not a TensorRT-LLM examples/ folder (leave it unset to use the image's)"
+                f"examples_dir {self.examples_dir} is not a TensorRT-LLM examples/ folder "
+                "(leave it unset to use the image's)"
             )
 
     def checkpoint_step(self, s: T.CheckpointSettings, weights: Path, out: Path) -> Step:
@@ -136,7 +140,9 @@ class DockerRunner(TrtllmRunner):
     def _execute(self, step: Step, log: Log) -> None:
         T.run_container(self._container(step), log)
 
-    def serve(self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log) -> ServeHandle:
+    def serve(
+        self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log
+    ) -> ServeHandle:
         """Replace any container of this name with a fresh `trtllm-serve`, then wait for /health."""
         import docker
 
@@ -193,7 +199,9 @@ class LocalRunner(TrtllmRunner):
     def _execute(self, step: Step, log: Log) -> None:
         T.run_local(step.local_command, log)
 
-    def serve(self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log) -> ServeHandle:
+    def serve(
+        self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log
+    ) -> ServeHandle:
         """Start `trtllm-serve` as a detached process (its output in `log_path`), then wait for /health."""
         cmd = T.serve_command(s, str(weights))
         log(f"$ {shlex.join(cmd)}")
@@ -201,7 +209,11 @@ class LocalRunner(TrtllmRunner):
         started = time.monotonic()
         with log_path.open("wb") as out:
             proc = subprocess.Popen(
-                cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "HF_HUB_OFFLINE": "1"},
             )
 
         def alive() -> str | None:

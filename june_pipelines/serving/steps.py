@@ -14,9 +14,9 @@ import time
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from june_pipelines.registry import ModelSpec
 from june_pipelines.serving import trtllm as T
@@ -47,7 +47,7 @@ def registry_section(spec: ModelSpec, top: str, section: str) -> dict[str, Any]:
 def make_settings(cls: type[S], values: Mapping[str, Any], where: str) -> S:
     """`cls(**values)` with every key known, Literal values among their choices and sizes positive."""
     hints = typing.get_type_hints(cls)
-    known = set(getattr(cls, "__dataclass_fields__"))
+    known = {f.name for f in fields(cast(Any, cls))}  # cls is one of the settings dataclasses
     unknown = sorted(set(values) - known)
     if unknown:
         raise ServingInputError(f"{where}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -171,8 +171,8 @@ class CheckpointResult:
     seconds: float
     size_bytes: int
 
-    def metadata(self) -> dict[str, object]:
-        out: dict[str, object] = {
+    def metadata(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "convert_time_s": round(self.seconds, 1),
             "size_bytes": self.size_bytes,
             "size_mib": round(self.size_bytes / 2**20, 1),
@@ -185,7 +185,9 @@ class CheckpointResult:
         return out
 
 
-def run_checkpoint(layout: ModelLayout, runner: TrtllmRunner, settings: T.CheckpointSettings, sink: Log) -> CheckpointResult:
+def run_checkpoint(
+    layout: ModelLayout, runner: TrtllmRunner, settings: T.CheckpointSettings, sink: Log
+) -> CheckpointResult:
     """HF weights -> TensorRT-LLM checkpoint (conversion, or ModelOpt quantization)."""
     plan = plan_checkpoint(layout, runner, settings)
     report = runner.require_gpu()
@@ -209,7 +211,7 @@ class BuildResult:
     seconds: float
     engine: T.EngineInfo
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         return {
             **self.engine.metadata(),
             "build_time_s": round(self.seconds, 1),
@@ -238,7 +240,9 @@ def start_trtllm_serve(
     report = runner.require_gpu()
     weights = layout.verified_weights()
     with logged(layout.serve_log, sink) as log:
-        handle = runner.serve(settings, weights, layout.serve_container_name(), layout.serve_log.with_suffix(".out"), timeout_s, log)
+        handle = runner.serve(
+            settings, weights, layout.serve_container_name(), layout.serve_log.with_suffix(".out"), timeout_s, log
+        )
     return handle, report
 
 

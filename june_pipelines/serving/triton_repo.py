@@ -23,7 +23,7 @@ import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from june_pipelines.serving import triton_models
 from june_pipelines.serving.pbtxt import (
@@ -96,7 +96,12 @@ class TritonRepoSettings:
     def models(self) -> tuple[str, ...]:
         if self.layout == "llmapi":
             return (self.name("tensorrt_llm"),)
-        names = [self.name("ensemble"), self.name("preprocessing"), self.name("tensorrt_llm"), self.name("postprocessing")]
+        names = [
+            self.name("ensemble"),
+            self.name("preprocessing"),
+            self.name("tensorrt_llm"),
+            self.name("postprocessing"),
+        ]
         return tuple(names + ([self.name("tensorrt_llm_bls")] if self.bls else []))
 
     def check(self) -> None:
@@ -106,7 +111,9 @@ class TritonRepoSettings:
         if self.max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be at least 1, got {self.max_batch_size}")
         if not 0 < self.kv_cache_free_gpu_mem_fraction <= 1:
-            raise ConfigError(f"kv_cache_free_gpu_mem_fraction must be in (0, 1], got {self.kv_cache_free_gpu_mem_fraction}")
+            raise ConfigError(
+                f"kv_cache_free_gpu_mem_fraction must be in (0, 1], got {self.kv_cache_free_gpu_mem_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ class GeneratedRepo:
     configs: tuple[Path, ...]
     upstream_files: tuple[str, ...] = ()
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         size = sum(p.stat().st_size for name in self.models for p in (self.root / name).rglob("*") if p.is_file())
         return {
             "path": str(self.root),
@@ -451,10 +458,16 @@ def ensemble_config(s: TritonRepoSettings) -> str:
         "PROMPT_TABLE_EXTRA_ID": "prompt_table_extra_id",
     }
     pre_out = {
-        "REQUEST_INPUT_LEN": "_REQUEST_INPUT_LEN", "INPUT_ID": "_INPUT_ID",
-        "REQUEST_DECODER_INPUT_LEN": "_REQUEST_DECODER_INPUT_LEN", "DECODER_INPUT_ID": "_DECODER_INPUT_ID",
-        "REQUEST_OUTPUT_LEN": "_REQUEST_OUTPUT_LEN", "STOP_WORDS_IDS": "_STOP_WORDS_IDS", "BAD_WORDS_IDS": "_BAD_WORDS_IDS",
-        "EMBEDDING_BIAS": "_EMBEDDING_BIAS", "OUT_END_ID": "_PREPROCESSOR_END_ID", "OUT_PAD_ID": "_PREPROCESSOR_PAD_ID",
+        "REQUEST_INPUT_LEN": "_REQUEST_INPUT_LEN",
+        "INPUT_ID": "_INPUT_ID",
+        "REQUEST_DECODER_INPUT_LEN": "_REQUEST_DECODER_INPUT_LEN",
+        "DECODER_INPUT_ID": "_DECODER_INPUT_ID",
+        "REQUEST_OUTPUT_LEN": "_REQUEST_OUTPUT_LEN",
+        "STOP_WORDS_IDS": "_STOP_WORDS_IDS",
+        "BAD_WORDS_IDS": "_BAD_WORDS_IDS",
+        "EMBEDDING_BIAS": "_EMBEDDING_BIAS",
+        "OUT_END_ID": "_PREPROCESSOR_END_ID",
+        "OUT_PAD_ID": "_PREPROCESSOR_PAD_ID",
         "OUT_PROMPT_TABLE_EXTRA_IDS": "_OUT_PROMPT_TABLE_EXTRA_IDS",
     }
     passthrough = (
@@ -480,7 +493,11 @@ def ensemble_config(s: TritonRepoSettings) -> str:
     steps = [
         Step(s.name("preprocessing"), pre_in, pre_out),
         Step(s.name("tensorrt_llm"), llm_in, llm_out),
-        Step(s.name("postprocessing"), {"TOKENS_BATCH": "_TOKENS_BATCH", "SEQUENCE_LENGTH": "_SEQUENCE_LENGTH"}, {"OUTPUT": "text_output"}),
+        Step(
+            s.name("postprocessing"),
+            {"TOKENS_BATCH": "_TOKENS_BATCH", "SEQUENCE_LENGTH": "_SEQUENCE_LENGTH"},
+            {"OUTPUT": "text_output"},
+        ),
     ]
     return render_model(
         s.name("ensemble"),
@@ -596,7 +613,9 @@ def llmapi_config(s: TritonRepoSettings) -> str:
     ]
     # max_batch_size and decoupled come from model.yaml's triton_config (upstream's model.py sets
     # them in auto_complete_config), so config.pbtxt leaves them out, as upstream's does.
-    return render_model(s.name("tensorrt_llm"), backend="python", omit_max_batch_size=True, inputs=inputs, outputs=outputs)
+    return render_model(
+        s.name("tensorrt_llm"), backend="python", omit_max_batch_size=True, inputs=inputs, outputs=outputs
+    )
 
 
 def llmapi_model_yaml(s: TritonRepoSettings) -> str:
@@ -645,7 +664,10 @@ def needs_upstream_models(s: TritonRepoSettings) -> bool:
 
 
 def generate(
-    root: Path, settings: TritonRepoSettings, tokenizer_source: Path | None = None, upstream: UpstreamModels | None = None
+    root: Path,
+    settings: TritonRepoSettings,
+    tokenizer_source: Path | None = None,
+    upstream: UpstreamModels | None = None,
 ) -> GeneratedRepo:
     """Write this model's entries into the repository `root` (other models' entries are kept).
 

@@ -141,11 +141,15 @@ def checkpoint_command(
     if s.kv_cache_dtype == "int8":
         cmd += ["--int8_kv_cache"]
     elif s.kv_cache_dtype == "fp8":
-        raise InvalidBuildSettings("fp8 KV cache needs ModelOpt: use quantization 'fp8' (quantize.py), not convert_checkpoint")
+        raise InvalidBuildSettings(
+            "fp8 KV cache needs ModelOpt: use quantization 'fp8' (quantize.py), not convert_checkpoint"
+        )
     return cmd
 
 
-def build_command(s: BuildSettings, checkpoint_dir: str = CONTAINER_CHECKPOINT, output_dir: str = CONTAINER_ENGINE) -> list[str]:
+def build_command(
+    s: BuildSettings, checkpoint_dir: str = CONTAINER_CHECKPOINT, output_dir: str = CONTAINER_ENGINE
+) -> list[str]:
     if s.max_input_len >= s.max_seq_len:
         raise InvalidBuildSettings(f"max_input_len ({s.max_input_len}) must be below max_seq_len ({s.max_seq_len})")
     if s.max_num_tokens < s.max_batch_size:
@@ -189,7 +193,9 @@ def version_command() -> list[str]:
     return ["python3", "-c", "import tensorrt_llm; print(tensorrt_llm.__version__)"]
 
 
-def tritonserver_command(repository: str = "/models", http: int = 8000, grpc: int = 8001, metrics: int = 8002) -> list[str]:
+def tritonserver_command(
+    repository: str = "/models", http: int = 8000, grpc: int = 8001, metrics: int = 8002
+) -> list[str]:
     return [
         "tritonserver",
         f"--model-repository={repository}",
@@ -240,7 +246,10 @@ class ContainerSpec:
             "environment": {**self.environment, **{k: os.environ[k] for k in self.secret_env if k in os.environ}},
             "ports": {f"{c}/tcp": h for c, h in self.ports.items()},
             "shm_size": self.shm_size,
-            "ulimits": [docker.types.Ulimit(name="memlock", soft=-1, hard=-1), docker.types.Ulimit(name="stack", soft=67108864, hard=67108864)],
+            "ulimits": [
+                docker.types.Ulimit(name="memlock", soft=-1, hard=-1),
+                docker.types.Ulimit(name="stack", soft=67108864, hard=67108864),
+            ],
             "working_dir": self.working_dir,
             "name": self.name,
             "detach": True,
@@ -278,11 +287,18 @@ def checkpoint_container(
     # Offline inside the container: the weights are already local; no hub calls at build time.
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     examples = CONTAINER_EXAMPLES if examples_dir is not None else IMAGE_EXAMPLES
-    return ContainerSpec(image, tuple(checkpoint_command(s, examples_dir=examples)), tuple(mounts), gpus=gpus, environment=env)
+    return ContainerSpec(
+        image, tuple(checkpoint_command(s, examples_dir=examples)), tuple(mounts), gpus=gpus, environment=env
+    )
 
 
-def build_container(s: BuildSettings, image: str, checkpoint_dir: Path, engine_dir: Path, gpus: int = -1) -> ContainerSpec:
-    mounts = (Mount(str(checkpoint_dir), CONTAINER_CHECKPOINT, read_only=True), Mount(str(engine_dir), CONTAINER_ENGINE))
+def build_container(
+    s: BuildSettings, image: str, checkpoint_dir: Path, engine_dir: Path, gpus: int = -1
+) -> ContainerSpec:
+    mounts = (
+        Mount(str(checkpoint_dir), CONTAINER_CHECKPOINT, read_only=True),
+        Mount(str(engine_dir), CONTAINER_ENGINE),
+    )
     return ContainerSpec(image, tuple(build_command(s)), mounts, gpus=gpus)
 
 
@@ -409,7 +425,12 @@ def run_local(cmd: Sequence[str], log: Log, env: dict[str, str] | None = None, c
     """Run a command, streaming its output line by line to `log`."""
     log(f"$ {shlex.join(cmd)}")
     proc = subprocess.Popen(
-        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+        list(cmd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -447,7 +468,7 @@ class EngineInfo:
     trtllm_version: str | None
     build_config: dict[str, Any]
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         return {
             "engine_dir": str(self.engine_dir),
             "engine_size_mib": round(self.size_bytes / 2**20, 1),

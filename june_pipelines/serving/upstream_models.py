@@ -66,16 +66,21 @@ class ImageModels(UpstreamModels):
 
     def copy(self, relative: str, dest: Path) -> list[str]:
         try:
-            import docker
             from docker.errors import DockerException, ImageNotFound, NotFound
+
+            import docker
         except ImportError as exc:
-            raise UpstreamModelsError("the docker Python SDK is not installed (pip install 'june-pipelines[docker]')") from exc
+            raise UpstreamModelsError(
+                "the docker Python SDK is not installed (pip install 'june-pipelines[docker]')"
+            ) from exc
         path = f"{self.root}/{relative}"
         try:
             client = docker.from_env(timeout=30)
             container = client.containers.create(self.image, command=["true"])
         except ImageNotFound as exc:
-            raise UpstreamModelsError(f"image {self.image} is not on this host: `docker pull {self.image}` first") from exc
+            raise UpstreamModelsError(
+                f"image {self.image} is not on this host: `docker pull {self.image}` first"
+            ) from exc
         except DockerException as exc:
             raise UpstreamModelsError(f"cannot read {self.image} through the Docker engine: {exc}") from exc
         try:

@@ -29,7 +29,9 @@ TRITON_TRTLLM_VERSIONS: dict[str, str] = {
     "26.06": "1.2.1",
     "26.07": "1.2.1",
 }
-COMPATIBILITY_SOURCE = "triton-inference-server/server docs/introduction/compatibility.md (r26.04; main for 26.05-26.07)"
+COMPATIBILITY_SOURCE = (
+    "triton-inference-server/server docs/introduction/compatibility.md (r26.04; main for 26.05-26.07)"
+)
 
 PINNED_TRITON_RELEASE = "26.04"
 PINNED_TRTLLM_VERSION = TRITON_TRTLLM_VERSIONS[PINNED_TRITON_RELEASE]

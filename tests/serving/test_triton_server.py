@@ -42,7 +42,9 @@ def build_test_repository(root: Path, prefix: str, decoupled: bool, bls: bool = 
     """Generate the real repository with the python backend, whose tensorrt_llm model (copied from
     "upstream" by the generator) is the GGUF stand-in; point it at the GGUF."""
     gguf = get_model("smollm2").gguf_path()
-    settings = TritonRepoSettings(name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4, bls=bls)
+    settings = TritonRepoSettings(
+        name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4, bls=bls
+    )
     generate(root, settings, tokenizer_source=gguf.parent, upstream=DirectoryModels(FAKE_ALL_MODELS))
     version = root / settings.name("tensorrt_llm") / "1"
     (version / "fake_engine.json").write_text(json.dumps({"gguf": str(gguf)}))
@@ -102,7 +104,9 @@ def test_streaming_grpc_and_http_yield_pieces_of_the_same_text(triton):
     whole = grpc.complete(PROMPT, params).text
     pieces = list(grpc.stream_complete(PROMPT, params))
     assert len(pieces) > 3 and "".join(pieces) == whole
-    http_pieces = list(TritonLLMClient("smol-ensemble", server.http_url, protocol="http").stream_complete(PROMPT, params))
+    http_pieces = list(
+        TritonLLMClient("smol-ensemble", server.http_url, protocol="http").stream_complete(PROMPT, params)
+    )
     assert "".join(http_pieces) == whole
 
 
@@ -115,7 +119,9 @@ def test_chat_template_stop_words_and_length(triton):
     assert "Paris" not in stopped.text and stopped.finish_reason == "stop"
     short = client.complete(PROMPT, SamplingParams(max_tokens=3))
     assert short.completion_tokens == 3 and short.finish_reason == "length"
-    streamed = "".join(client.stream_chat([ChatMessage("user", "What is the capital of France?")], SamplingParams(max_tokens=24)))
+    streamed = "".join(
+        client.stream_chat([ChatMessage("user", "What is the capital of France?")], SamplingParams(max_tokens=24))
+    )
     assert streamed == answer.text
 
 
@@ -191,7 +197,10 @@ def test_upstream_style_ensemble_request(triton):
     server, _, _ = triton
 
     def tensor(name, value, dtype):
-        array = np.array([[value]], dtype=object if dtype == "BYTES" else {"INT32": np.int32, "UINT64": np.uint64, "BOOL": bool}[dtype])
+        array = np.array(
+            [[value]],
+            dtype=object if dtype == "BYTES" else {"INT32": np.int32, "UINT64": np.uint64, "BOOL": bool}[dtype],
+        )
         t = grpcclient.InferInput(name, list(array.shape), dtype)
         t.set_data_from_numpy(array)
         return t

@@ -46,7 +46,7 @@ def test_build_command_has_every_setting():
                         gemm_plugin="float16", use_paged_context_fmha=True, multiple_profiles=True)
     cmd = T.build_command(s)
     assert cmd[0] == "trtllm-build"
-    pairs = dict(zip(cmd[1::2], cmd[2::2]))
+    pairs = dict(zip(cmd[1::2], cmd[2::2], strict=True))
     assert pairs == {
         "--checkpoint_dir": "/work/checkpoint", "--output_dir": "/work/engine",
         "--max_batch_size": "16", "--max_input_len": "2048", "--max_seq_len": "4096", "--max_num_tokens": "8192",

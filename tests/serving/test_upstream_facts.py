@@ -27,8 +27,14 @@ def _facts(tensors) -> dict[str, U.TensorFact]:
 
     names = model_config_pb2.DataType.Name
     return {
-        t.name: U.TensorFact(t.name, names(t.data_type), tuple(t.dims), getattr(t, "optional", False),
-                             getattr(t, "allow_ragged_batch", False), t.HasField("reshape") and list(t.reshape.shape) == [])
+        t.name: U.TensorFact(
+            t.name,
+            names(t.data_type),
+            tuple(t.dims),
+            getattr(t, "optional", False),
+            getattr(t, "allow_ragged_batch", False),
+            t.HasField("reshape") and list(t.reshape.shape) == [],
+        )
         for t in tensors
     }
 
@@ -94,7 +100,10 @@ def test_python_models_have_upstreams_parameter_keys(repo, model, keys):
 def test_bls_points_at_the_prefixed_models(repo):
     params = _params(_config(repo, "m-tensorrt_llm_bls"))
     assert params["tensorrt_llm_model_name"] == "m-tensorrt_llm"
-    assert params["preprocessing_model_name"] == "m-preprocessing" and params["postprocessing_model_name"] == "m-postprocessing"
+    assert (
+        params["preprocessing_model_name"] == "m-preprocessing"
+        and params["postprocessing_model_name"] == "m-postprocessing"
+    )
 
 
 def test_ensemble_feeds_tensorrt_llm_as_upstream_does(repo):

@@ -21,7 +21,9 @@ SOURCES = {
     "ensemble": f"{TRTLLM}@2a9abd9 triton_backend/all_models/inflight_batcher_llm/ensemble/config.pbtxt",
     "preprocessing": f"{TRTLLM}@08dc37e triton_backend/all_models/inflight_batcher_llm/preprocessing/config.pbtxt",
     "postprocessing": f"{TRTLLM}@89fd9b7 triton_backend/all_models/inflight_batcher_llm/postprocessing/config.pbtxt",
-    "tensorrt_llm_bls": f"{TRTLLM}@0193dbd triton_backend/all_models/inflight_batcher_llm/tensorrt_llm_bls/config.pbtxt",
+    "tensorrt_llm_bls": (
+        f"{TRTLLM}@0193dbd triton_backend/all_models/inflight_batcher_llm/tensorrt_llm_bls/config.pbtxt"
+    ),
     "llmapi": f"{TRTLLM}@c8c6df0 triton_backend/all_models/llmapi/tensorrt_llm/config.pbtxt and 1/model.yaml",
     "backend_reads": f"{TRTLLM}@0c8de69 triton_backend/inflight_batcher_llm/src/model_instance_state.cc; "
     f"{TRTLLM}@5cdd692 triton_backend/inflight_batcher_llm/src/model_state.cc",
@@ -156,7 +158,12 @@ cuda_graph_cache_size speculative_decoding_fast_logits tokenizer_dir guided_deco
 xgrammar_tokenizer_info_path recv_poll_period_ms
 """.split()
 # Read without a fallback: a missing key fails the model load ("Cannot find parameter with name").
-TENSORRT_LLM_REQUIRED_PARAMETERS = ["gpt_model_type", "tokenizer_dir", "xgrammar_tokenizer_info_path", "guided_decoding_backend"]
+TENSORRT_LLM_REQUIRED_PARAMETERS = [
+    "gpt_model_type",
+    "tokenizer_dir",
+    "xgrammar_tokenizer_info_path",
+    "guided_decoding_backend",
+]
 # model_state.cc: a `worker_path` key is no longer supported (executor_worker_path replaces it).
 TENSORRT_LLM_FORBIDDEN_PARAMETERS = ["worker_path"]
 EXECUTOR_WORKER_PATH = "/opt/tritonserver/backends/tensorrtllm/trtllmExecutorWorker"
@@ -324,7 +331,12 @@ guided_decoding_guide_type STRING [1] opt
 guided_decoding_guide STRING [1] opt
 """)
 BLS_OUTPUTS = _parse(_TEXT_OUTPUTS)
-BLS_PARAMETERS = ["accumulate_tokens", "tensorrt_llm_model_name", "tensorrt_llm_draft_model_name", "multimodal_encoders_name"]
+BLS_PARAMETERS = [
+    "accumulate_tokens",
+    "tensorrt_llm_model_name",
+    "tensorrt_llm_draft_model_name",
+    "multimodal_encoders_name",
+]
 
 # ---- llmapi --------------------------------------------------------------------------------------
 LLMAPI_INPUTS = _parse("""

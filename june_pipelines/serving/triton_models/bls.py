@@ -8,7 +8,6 @@ that an ensemble cannot express. Composing model names come from the config para
 
 import json
 
-
 try:
     import triton_python_backend_utils as pb_utils
 except ImportError:
@@ -61,12 +60,27 @@ class TritonPythonModel:
     def _preprocess(self, request):
         inputs = [pb_utils.Tensor("QUERY", self._get(request, "text_input").as_numpy()),
                   pb_utils.Tensor("REQUEST_OUTPUT_LEN", self._get(request, "max_tokens").as_numpy())]
-        for src, dst in (("stop_words", "STOP_WORDS_DICT"), ("bad_words", "BAD_WORDS_DICT"), ("end_id", "END_ID"), ("pad_id", "PAD_ID")):
+        for src, dst in (
+            ("stop_words", "STOP_WORDS_DICT"),
+            ("bad_words", "BAD_WORDS_DICT"),
+            ("end_id", "END_ID"),
+            ("pad_id", "PAD_ID"),
+        ):
             tensor = self._get(request, src)
             if tensor is not None:
                 inputs.append(pb_utils.Tensor(dst, tensor.as_numpy()))
-        names = ["INPUT_ID", "REQUEST_INPUT_LEN", "REQUEST_OUTPUT_LEN", "STOP_WORDS_IDS", "BAD_WORDS_IDS", "OUT_END_ID", "OUT_PAD_ID"]
-        response = _check(pb_utils.InferenceRequest(model_name=self.pre, inputs=inputs, requested_output_names=names).exec(), self.pre)
+        names = [
+            "INPUT_ID",
+            "REQUEST_INPUT_LEN",
+            "REQUEST_OUTPUT_LEN",
+            "STOP_WORDS_IDS",
+            "BAD_WORDS_IDS",
+            "OUT_END_ID",
+            "OUT_PAD_ID",
+        ]
+        response = _check(
+            pb_utils.InferenceRequest(model_name=self.pre, inputs=inputs, requested_output_names=names).exec(), self.pre
+        )
         return {n: pb_utils.get_output_tensor_by_name(response, n).as_numpy() for n in names}
 
     def _llm_request(self, request, pre):
@@ -97,7 +111,10 @@ class TritonPythonModel:
         response = _check(
             pb_utils.InferenceRequest(
                 model_name=self.post,
-                inputs=[pb_utils.Tensor("TOKENS_BATCH", ids.as_numpy()), pb_utils.Tensor("SEQUENCE_LENGTH", lengths.as_numpy())],
+                inputs=[
+                    pb_utils.Tensor("TOKENS_BATCH", ids.as_numpy()),
+                    pb_utils.Tensor("SEQUENCE_LENGTH", lengths.as_numpy()),
+                ],
                 requested_output_names=["OUTPUT"],
             ).exec(),
             self.post,

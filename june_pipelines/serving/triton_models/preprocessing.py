@@ -122,8 +122,12 @@ class TritonPythonModel:
                     pb_utils.Tensor("REQUEST_DECODER_INPUT_LEN", np.ones((batch, 1), dtype=np.int32)),
                     pb_utils.Tensor("EMBEDDING_BIAS", np.empty((batch, 0), dtype=np.float32)),
                     pb_utils.Tensor("REQUEST_OUTPUT_LEN", out_len.astype(np.int32).reshape(batch, 1)),
-                    pb_utils.Tensor("STOP_WORDS_IDS", word_list(self.tokenizer, _words(request, "STOP_WORDS_DICT", batch))),
-                    pb_utils.Tensor("BAD_WORDS_IDS", word_list(self.tokenizer, _words(request, "BAD_WORDS_DICT", batch))),
+                    pb_utils.Tensor(
+                        "STOP_WORDS_IDS", word_list(self.tokenizer, _words(request, "STOP_WORDS_DICT", batch))
+                    ),
+                    pb_utils.Tensor(
+                        "BAD_WORDS_IDS", word_list(self.tokenizer, _words(request, "BAD_WORDS_DICT", batch))
+                    ),
                     pb_utils.Tensor("OUT_END_ID", end_id),
                     pb_utils.Tensor("OUT_PAD_ID", pad_id),
                 ]

@@ -15,5 +15,7 @@ world = args.tp_size * args.pp_size
 for rank in range(world):
     (out / f"rank{rank}.safetensors").write_bytes(b"\0" * 4096)
 mapping = {"world_size": world, "tp_size": args.tp_size, "pp_size": args.pp_size}
-(out / "config.json").write_text(json.dumps({"dtype": args.dtype, "mapping": mapping, "quantization": {"quant_algo": None}}))
+(out / "config.json").write_text(
+    json.dumps({"dtype": args.dtype, "mapping": mapping, "quantization": {"quant_algo": None}})
+)
 print(f"converted {args.model_dir}")

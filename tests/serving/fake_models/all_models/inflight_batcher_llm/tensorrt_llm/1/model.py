@@ -60,9 +60,13 @@ class TritonPythonModel:
         seed = _get(request, "seed")
         if seed is not None:
             self.llm.set_seed(int(seed.reshape(-1)[n]))
-        stops = _stop_sequences(None if _get(request, "stop_words_list") is None else _get(request, "stop_words_list")[n])
+        stops = _stop_sequences(
+            None if _get(request, "stop_words_list") is None else _get(request, "stop_words_list")[n]
+        )
         generated = []
-        for token in self.llm.generate([int(t) for t in ids[:length]], temp=temperature, top_p=top_p, top_k=top_k, reset=True):
+        for token in self.llm.generate(
+            [int(t) for t in ids[:length]], temp=temperature, top_p=top_p, top_k=top_k, reset=True
+        ):
             if token == end_id:
                 break
             generated.append(int(token))
