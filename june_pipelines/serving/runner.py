@@ -92,6 +92,10 @@ class TrtllmRunner(ABC):
         self, s: T.ServeSettings, weights: Path, name: str, log_path: Path, timeout_s: float, log: Log
     ) -> ServeHandle: ...
 
+    @abstractmethod
+    def stop(self, handle: ServeHandle) -> None:
+        """Stop a server `serve` started (a no-op when it is already gone)."""
+
 
 class DockerRunner(TrtllmRunner):
     """Steps in `image` (Triton's trtllm-python-py3: TensorRT-LLM and its examples/ inside) with a GPU request."""
@@ -163,6 +167,12 @@ class DockerRunner(TrtllmRunner):
         base = _wait_healthy(f"http://127.0.0.1:{s.port}", alive, timeout_s)
         return ServeHandle(f"{base}/v1", name, time.monotonic() - started)
 
+    def stop(self, handle: ServeHandle) -> None:
+        import docker
+
+        for container in docker.from_env().containers.list(all=True, filters={"name": handle.owner}):
+            container.remove(force=True)
+
 
 class LocalRunner(TrtllmRunner):
     """Steps with the `tensorrt_llm` installed in this environment; `examples_dir` is required."""
@@ -221,11 +231,28 @@ class LocalRunner(TrtllmRunner):
                 return None
             return log_path.read_text(errors="replace")[-3000:]
 
-        base = _wait_healthy(f"http://127.0.0.1:{s.port}", alive, timeout_s)
+        try:
+            base = _wait_healthy(f"http://127.0.0.1:{s.port}", alive, timeout_s)
+        except BuildError:
+            _kill_group(proc.pid)
+            raise
         return ServeHandle(f"{base}/v1", f"pid:{proc.pid}", time.monotonic() - started)
 
+    def stop(self, handle: ServeHandle) -> None:
+        _kill_group(int(handle.owner.removeprefix("pid:")))
 
-def _wait_healthy(base: str, exited: Callable[[], str | None], timeout_s: float, poll_s: float = 5.0) -> str:
+
+def _kill_group(pid: int) -> None:
+    """End a detached server and its children (it leads its own session); gone already is fine."""
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+
+
+def _wait_healthy(base: str, exited: Callable[[], str | None], timeout_s: float, poll_s: float = 1.0) -> str:
     """Poll `<base>/health` until 200; raise with the server's last output if it exits or times out."""
     import httpx
 

@@ -145,3 +145,35 @@ def test_checkpoint_input_errors_come_before_the_gpu_check(
     message = str([e for e in result.all_events if e.is_step_failure][0].step_failure_data.error)
     assert expected in message and "GPU preflight" not in message
     assert not (tmp_path / "engines").exists()
+
+
+def test_trtllm_serve_deployment_starts_waits_and_records(tmp_path, monkeypatch, instance, fake_gpu):
+    """The serve step (local runner): trtllm-serve started detached, /health awaited, startup time recorded."""
+    import httpx
+
+    from june_pipelines.assets.engines import trtllm_serve_deployment
+    from june_pipelines.serving.runner import LocalRunner, ServeHandle
+    from june_pipelines.serving.triton_local import free_port
+
+    monkeypatch.setenv(registry.REGISTRY_ENV, str(_registry(tmp_path, {})))
+    resources = {
+        "model_store": ModelStoreResource(cache_dir=str(tmp_path / "store")),
+        "trtllm": LocalTensorRTLLMResource(work_dir=str(tmp_path / "engines"), examples_dir=str(fake_gpu / "examples")),
+    }
+    port = free_port()
+    result = dg.materialize(
+        [model_weights, trtllm_serve_deployment],
+        partition_key=MODEL,
+        instance=instance,
+        resources=resources,
+        run_config={"ops": {"trtllm_serve_deployment": {"config": {"port": port}}}},
+    )
+    meta = result.asset_materializations_for_node("trtllm_serve_deployment")[0].metadata
+    handle = ServeHandle(meta["base_url"].value, meta["server"].value, meta["startup_time_s"].value)
+    try:
+        assert handle.base_url == f"http://127.0.0.1:{port}/v1" and handle.owner.startswith("pid:")
+        assert handle.startup_s > 0 and meta["gpus"].value == "NVIDIA H200, 143771 MiB"
+        served = httpx.get(f"{handle.base_url}/models", timeout=5).json()["data"][0]["id"]
+        assert served == str(tmp_path / "store" / MODEL / "local")  # the verified store entry
+    finally:
+        LocalRunner().stop(handle)
