@@ -2,7 +2,8 @@
 
 JUNE_LLM_BACKEND: llama_cpp (default) | openai (JUNE_OPENAI_BASE_URL, JUNE_OPENAI_API_KEY).
 JUNE_SANDBOX: auto (default: Docker when the engine answers and the image exists, else process)
-| process | docker. Serving and voice resources: see their functions below.
+| process | docker. Voice resources: see below. The serving resources are bound by the serving
+domain's own `defs` (`june_pipelines.serving.resources.serving_resources_from_env`).
 """
 
 from __future__ import annotations
@@ -44,25 +45,10 @@ def sandbox_resource_from_env() -> SandboxResource:
         raise ValueError(f"JUNE_SANDBOX={kind!r}: expected auto, process or docker") from None
 
 
-def serving_resources_from_env() -> dict[str, Any]:
-    """Model store, TensorRT-LLM runner, Triton: JUNE_TRITON_HTTP / JUNE_TRITON_GRPC, JUNE_TRTLLM_RUNNER."""
-    from june_pipelines.inference.triton import TritonLLMResource
-    from june_pipelines.serving.resources import ModelStoreResource, TensorRTLLMResource, TritonResource
-
-    env = os.environ.get
-    return {
-        "model_store": ModelStoreResource(hf_token=dg.EnvVar("HF_TOKEN") if env("HF_TOKEN") else None),
-        "trtllm": TensorRTLLMResource(runner=env("JUNE_TRTLLM_RUNNER", "docker"), examples_dir=env("JUNE_TRTLLM_EXAMPLES")),
-        "triton": TritonResource(http_url=env("JUNE_TRITON_HTTP", "127.0.0.1:8000"), grpc_url=env("JUNE_TRITON_GRPC", "127.0.0.1:8001")),
-        "triton_llm": TritonLLMResource(url=env("JUNE_TRITON_GRPC", "127.0.0.1:8001")),
-    }
-
-
 def default_resources() -> dict[str, Any]:
     return {
         "llm": llm_resource_from_env(),
         "sandbox": sandbox_resource_from_env(),
         "stt": STTResource(),
         "tts": TTSResource(),
-        **serving_resources_from_env(),
     }

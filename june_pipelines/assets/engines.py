@@ -1,81 +1,49 @@
 """Serving chain: model_weights -> trt_checkpoint -> trt_engine -> triton_model_repository -> triton_deployment.
 
-GPU-heavy steps run in the `gpu` pool (limit in dagster.yaml), after a GPU preflight that fails at
-once, saying what is missing, when there is no NVIDIA GPU or no GPU runtime in Docker. Per-model
-defaults come from the registry's `engine:` / `triton:` entries; run config overrides them.
+Thin recipes over `june_pipelines.serving.steps` (the same steps `june engine` and `june triton`
+run). GPU-heavy steps run in the `gpu` pool (limit in dagster.yaml), after input checks and a GPU
+preflight that fail at once, saying what is missing. Per-model defaults come from the registry's
+`engine:` / `triton:` entries; run config overrides them. The serving resources are bound here.
 """
 
-
 import time
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
 
 import dagster as dg
 from pydantic import Field
 
 from june_pipelines.assets.benchmarks import model_partitions
 from june_pipelines.assets.models import GROUP, model_weights
-from june_pipelines.registry import ModelSpec, get_model
-from june_pipelines.serving.resources import ModelStoreResource, TensorRTLLMResource, TritonResource
+from june_pipelines.registry import get_model
+from june_pipelines.serving.errors import ServingError
+from june_pipelines.serving.resources import (
+    ModelStoreResource,
+    TensorRTLLMResource,
+    TritonResource,
+    serving_resources_from_env,
+)
 
 GPU_POOL = "gpu"
 SERVE_TAGS = {"june/kind": "serving"}
+R = TypeVar("R")
 
 
-def _settings(cls: type, spec: ModelSpec, section: str, config: dg.Config) -> Any:
-    """Registry defaults (`extra[engine|triton][section]`) overlaid with the run config's set fields."""
-    top = "triton" if section == "repository" else "engine"
-    base = dict((spec.extra.get(top) or {}).get(section) or {})
-    if section == "repository" and spec.serving_profile == "triton-llmapi":
-        base.setdefault("layout", "llmapi")
-    base.update(config.model_dump(exclude_none=True))
-    return cls(**base)
+@contextmanager
+def _as_failure() -> Iterator[None]:
+    """Serving errors become one-line Dagster failures (bad input is not retried: `allow_retries=False`)."""
+    from june_pipelines.serving.errors import ServingInputError
+
+    try:
+        yield
+    except ServingError as exc:
+        raise dg.Failure(str(exc), allow_retries=not isinstance(exc, ServingInputError)) from exc
 
 
-def _weights_dir(model_store: ModelStoreResource, spec: ModelSpec) -> Path:
-    from june_pipelines.serving.weights import MANIFEST_NAME, verify
-
-    root = model_store.path() / spec.id
-    candidates = [root / spec.revision] if spec.revision else []
-    candidates += sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith("."))
-    for path in candidates:
-        if (path / MANIFEST_NAME).is_file():
-            verify(path, full=False)
-            return path
-    raise dg.Failure(f"no verified weights for {spec.id!r} under {root}: materialize model_weights first")
-
-
-def _run_logged(
-    context: dg.AssetExecutionContext, trt: TensorRTLLMResource, log_path: Path, spec_fn, local_cmd: list[str]
-) -> float:
-    """Run a TensorRT-LLM step (in its container, or the local install) after checking its version.
-
-    Output lines stream into the run live and the full log stays in `log_path` beside the artifact.
-    Returns the wall time in seconds.
-    """
-    from june_pipelines.serving.trtllm import check_version, run_container, run_local, version_command
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+def _timed(fn: Callable[[], R]) -> tuple[R, float]:
     started = time.perf_counter()
-    with log_path.open("w") as fh:
-
-        def log(line: str) -> None:
-            fh.write(line + "\n")
-            fh.flush()
-            context.log.info(line)
-
-        if trt.runner == "docker":
-            from dataclasses import replace
-
-            version_spec = replace(spec_fn(), command=tuple(version_command()), mounts=())
-            check_version(run_container(version_spec, log).strip().splitlines()[-1])
-            run_container(spec_fn(), log)
-        else:
-            import tensorrt_llm  # noqa: F401  (preflight checked it is installed)
-
-            check_version(tensorrt_llm.__version__)
-            run_local(local_cmd, log)
-    return time.perf_counter() - started
+    return fn(), time.perf_counter() - started
 
 
 class CheckpointConfig(dg.Config):
@@ -85,43 +53,42 @@ class CheckpointConfig(dg.Config):
     tp_size: int | None = None
     kv_cache_dtype: str | None = Field(default=None, description="auto | fp8 | int8")
     calib_size: int | None = None
-    calib_dataset: str | None = Field(default=None, description="Local calibration dataset directory")
-
-
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
-def trt_checkpoint(
-    context: dg.AssetExecutionContext, config: CheckpointConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
-) -> dg.MaterializeResult:
-    """HF weights -> TensorRT-LLM checkpoint (conversion, or ModelOpt quantization)."""
-    from june_pipelines.serving import trtllm as T
-
-    report = T.require_gpu(trtllm.runner)  # type: ignore[arg-type]
-    spec = get_model(context.partition_key)
-    settings = _settings(T.CheckpointSettings, spec, "checkpoint", config)
-    weights = _weights_dir(model_store, spec)
-    out = trtllm.checkpoint_dir(spec.id)
-    out.mkdir(parents=True, exist_ok=True)
-    examples = Path(trtllm.examples_dir or "")
-    if not (examples / "quantization").is_dir():
-        raise dg.Failure(f"examples_dir {examples} is not a TensorRT-LLM examples/ folder (see docs/GPU_RUNBOOK.md)")
-    log_path = out.parent / "checkpoint.log"
-    seconds = _run_logged(
-        context,
-        trtllm,
-        log_path,
-        lambda: T.checkpoint_container(settings, trtllm.image, weights, out, examples, trtllm.gpus),
-        T.checkpoint_command(settings, str(weights), str(out), str(examples), settings.calib_dataset or ""),
+    calib_dataset: str | None = Field(
+        default=None,
+        description="Local calibration dataset directory (train split, text column); needed for fp8 / int4_awq",
     )
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+
+
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[model_weights],
+    pool=GPU_POOL,
+    kinds={"tensorrt"},
+    tags=SERVE_TAGS,
+)
+def trt_checkpoint(
+    context: dg.AssetExecutionContext,
+    config: CheckpointConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
+) -> dg.MaterializeResult:
+    """HF weights -> TensorRT-LLM checkpoint (conversion, or ModelOpt quantization on calibration text)."""
+    from june_pipelines.serving import steps
+
+    spec = get_model(context.partition_key)
+    layout = trtllm.layout(spec, model_store)
+    with _as_failure():
+        settings = steps.checkpoint_settings(spec, config.model_dump(exclude_none=True))
+        result = steps.run_checkpoint(layout, trtllm.runner(), settings, context.log.info)
+    from june_pipelines.serving.trtllm import settings_dict
+
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(out)),
-            "convert_time_s": round(seconds, 1),
-            "log": dg.MetadataValue.path(str(log_path)),
-            "size_mib": round(size / 2**20, 1),
-            "settings": dg.MetadataValue.json(T.settings_dict(settings)),
-            "gpus": ", ".join(report.gpus),
-            "driver": report.driver or "",
+            **result.metadata(),
+            "path": dg.MetadataValue.path(str(layout.checkpoint_dir)),
+            "log": dg.MetadataValue.path(str(layout.checkpoint_log)),
+            "settings": dg.MetadataValue.json(settings_dict(result.plan.settings)),
         }
     )
 
@@ -134,39 +101,38 @@ class BuildConfig(dg.Config):
     gemm_plugin: str | None = None
     kv_cache_type: str | None = Field(default=None, description="paged | continuous | disabled")
     use_paged_context_fmha: bool | None = None
+    use_fp8_context_fmha: bool | None = Field(default=None, description="Default: on for fp8 checkpoints")
     multiple_profiles: bool | None = None
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_checkpoint], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
-def trt_engine(context: dg.AssetExecutionContext, config: BuildConfig, trtllm: TensorRTLLMResource) -> dg.MaterializeResult:
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[trt_checkpoint],
+    pool=GPU_POOL,
+    kinds={"tensorrt"},
+    tags=SERVE_TAGS,
+)
+def trt_engine(
+    context: dg.AssetExecutionContext, config: BuildConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
+) -> dg.MaterializeResult:
     """`trtllm-build` of the checkpoint into a TensorRT engine."""
-    from june_pipelines.serving import trtllm as T
+    from june_pipelines.serving import steps
+    from june_pipelines.serving.trtllm import settings_dict
 
-    report = T.require_gpu(trtllm.runner)  # type: ignore[arg-type]
     spec = get_model(context.partition_key)
-    settings = _settings(T.BuildSettings, spec, "build", config)
-    ckpt, out = trtllm.checkpoint_dir(spec.id), trtllm.engine_dir(spec.id)
-    if not (ckpt / "config.json").is_file():
-        raise dg.Failure(f"no TensorRT-LLM checkpoint in {ckpt}: materialize trt_checkpoint first")
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out.parent / "build.log"
-    seconds = _run_logged(
-        context,
-        trtllm,
-        log_path,
-        lambda: T.build_container(settings, trtllm.image, ckpt, out, trtllm.gpus),
-        T.build_command(settings, str(ckpt), str(out)),
-    )
-    info = T.inspect_engine(out)
+    layout = trtllm.layout(spec, model_store)
+    with _as_failure():
+        settings = steps.build_settings(
+            spec, config.model_dump(exclude_none=True), steps.checkpoint_settings(spec), layout.checkpoint_dir
+        )
+        result = steps.run_build(layout, trtllm.runner(), settings, context.log.info)
     return dg.MaterializeResult(
         metadata={
-            **info.metadata(),
-            "engine_dir": dg.MetadataValue.path(str(out)),
-            "build_time_s": round(seconds, 1),
-            "log": dg.MetadataValue.path(str(log_path)),
-            "settings": dg.MetadataValue.json(T.settings_dict(settings)),
-            "gpus": ", ".join(report.gpus),
-            "driver": report.driver or "",
+            **result.metadata(),
+            "engine_dir": dg.MetadataValue.path(str(layout.engine_dir)),
+            "log": dg.MetadataValue.path(str(layout.build_log)),
+            "settings": dg.MetadataValue.json(settings_dict(settings)),
         }
     )
 
@@ -179,29 +145,45 @@ class RepositoryConfig(dg.Config):
     enable_kv_cache_reuse: bool | None = None
     bls: bool | None = None
     triton_backend: str | None = Field(default=None, description="tensorrtllm | python")
+    upstream_models_dir: str | None = Field(
+        default=None,
+        description="Host copy of TensorRT-LLM's triton_backend/all_models (llmapi, python backend); default: read "
+        "/app/all_models from the trtllm resource's image",
+    )
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_engine, model_weights], kinds={"triton"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[trt_engine, model_weights],
+    kinds={"triton"},
+    tags=SERVE_TAGS,
+)
 def triton_model_repository(
-    context: dg.AssetExecutionContext, config: RepositoryConfig, model_store: ModelStoreResource, triton: TritonResource
+    context: dg.AssetExecutionContext,
+    config: RepositoryConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
+    triton: TritonResource,
 ) -> dg.MaterializeResult:
     """This model's entries in the Triton repository, every config.pbtxt checked with Triton's schema."""
-    from dataclasses import replace
-
-    from june_pipelines.serving.triton_repo import TritonRepoSettings, generate
+    from june_pipelines.serving import steps
 
     spec = get_model(context.partition_key)
-    settings = _settings(TritonRepoSettings, spec, "repository", config)
-    settings = replace(
-        settings,
-        name_prefix=f"{spec.name_for_server}-",
-        engine_dir=f"{triton.engines_mount}/{spec.id}/engine",
-        hf_model=f"/weights/{spec.id}",
-    )
-    weights = _weights_dir(model_store, spec)
-    repo = generate(triton.repository(), settings, tokenizer_source=weights if settings.layout == "inflight" else None)
+    layout = trtllm.layout(spec, model_store, triton)
+    overrides = config.model_dump(exclude_none=True, exclude={"upstream_models_dir"})
+    with _as_failure():
+        repo, seconds = _timed(
+            lambda: steps.generate_repository(layout, overrides, config.upstream_models_dir, trtllm.serving_image)
+        )
     context.log.info(f"wrote {len(repo.configs)} configs for {spec.id} into {repo.root}")
-    return dg.MaterializeResult(metadata={**repo.metadata(), "path": dg.MetadataValue.path(str(repo.root))})
+    return dg.MaterializeResult(
+        metadata={
+            **repo.metadata(),
+            "generate_time_s": round(seconds, 2),
+            "path": dg.MetadataValue.path(str(repo.root)),
+        }
+    )
 
 
 @dg.asset_check(asset=triton_model_repository, blocking=True)
@@ -211,7 +193,9 @@ def repository_configs_parse(triton: TritonResource) -> dg.AssetCheckResult:
 
     problems = validate_repository(triton.repository())
     count = len(list(triton.repository().glob("*/config.pbtxt")))
-    return dg.AssetCheckResult(passed=not problems and count > 0, metadata={"configs": count, "problems": dg.MetadataValue.json(problems)})
+    return dg.AssetCheckResult(
+        passed=not problems and count > 0, metadata={"configs": count, "problems": dg.MetadataValue.json(problems)}
+    )
 
 
 class DeploymentConfig(dg.Config):
@@ -219,23 +203,38 @@ class DeploymentConfig(dg.Config):
     unload_first: bool = Field(default=True, description="Free GPU memory before loading the new model")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[triton_model_repository], pool=GPU_POOL, kinds={"triton"}, tags=SERVE_TAGS)
-def triton_deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, triton: TritonResource) -> dg.MaterializeResult:
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[triton_model_repository],
+    pool=GPU_POOL,
+    kinds={"triton"},
+    tags=SERVE_TAGS,
+)
+def triton_deployment(
+    context: dg.AssetExecutionContext,
+    config: DeploymentConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
+    triton: TritonResource,
+) -> dg.MaterializeResult:
     """Load this model on the Triton server (explicit model control), unloading others; report the index."""
     from june_pipelines.serving.triton_deploy import DeployError
 
     spec = get_model(context.partition_key)
+    layout = trtllm.layout(spec, model_store, triton)
     api = triton.api()
     if not api.live():
         raise dg.Failure(f"Triton at {triton.http_url} is not reachable (start it with --model-control-mode=explicit)")
-    entry = f"{spec.name_for_server}-ensemble"
-    if not (triton.repository() / entry).is_dir():
-        entry = f"{spec.name_for_server}-tensorrt_llm"  # llmapi layout
-    others = [m.name for m in api.index() if m.state == "READY" and not m.name.startswith(f"{spec.name_for_server}-")]
+    entry = layout.entry_model(layout.deployed_layout())
+    others = [m.name for m in api.index() if m.state == "READY" and not m.name.startswith(layout.prefix)]
+    unload = others if config.unload_others else []
     try:
-        state = api.deploy(entry, unload=others if config.unload_others else [], unload_first=config.unload_first)
+        state, seconds = _timed(lambda: api.deploy(entry, unload=unload, unload_first=config.unload_first))
     except DeployError as exc:
-        raise dg.Failure(str(exc), metadata={"index": dg.MetadataValue.json([m.as_dict() for m in api.index()])}) from exc
+        raise dg.Failure(
+            str(exc), metadata={"index": dg.MetadataValue.json([m.as_dict() for m in api.index()])}
+        ) from exc
     meta = state.metadata()
     return dg.MaterializeResult(
         metadata={
@@ -243,9 +242,11 @@ def triton_deployment(context: dg.AssetExecutionContext, config: DeploymentConfi
             "server": triton.http_url,
             "server_version": meta["server_version"],
             "ready": state.entry_ready,
+            "load_time_s": round(seconds, 2),
+            "ready_models": len(meta["ready_models"]),
             "model_states": dg.MetadataValue.json(meta["model_states"]),
             "reasons": dg.MetadataValue.json(meta["reasons"]),
-            "unloaded": dg.MetadataValue.json(others if config.unload_others else []),
+            "unloaded": dg.MetadataValue.json(unload),
         }
     )
 
@@ -258,63 +259,55 @@ class TrtllmServeConfig(dg.Config):
     startup_timeout_s: float = Field(default=900.0, description="Model load and warm-up can take minutes")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(
+    partitions_def=model_partitions,
+    group_name=GROUP,
+    deps=[model_weights],
+    pool=GPU_POOL,
+    kinds={"tensorrt"},
+    tags=SERVE_TAGS,
+)
 def trtllm_serve_deployment(
-    context: dg.AssetExecutionContext, config: TrtllmServeConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
+    context: dg.AssetExecutionContext,
+    config: TrtllmServeConfig,
+    model_store: ModelStoreResource,
+    trtllm: TensorRTLLMResource,
 ) -> dg.MaterializeResult:
-    """The modern path (no engine): `trtllm-serve --backend pytorch` in a container, OpenAI-compatible.
+    """The modern path (no engine): `trtllm-serve --backend pytorch`, OpenAI-compatible (tp_size > 1 supported).
 
     Use it with `JUNE_LLM_BACKEND=openai JUNE_OPENAI_BASE_URL=<base_url>` (OpenAICompatLLMResource).
     """
-    import httpx
+    from june_pipelines.serving import steps
+    from june_pipelines.serving.trtllm import ServeSettings, settings_dict
 
-    from june_pipelines.serving import trtllm as T
-
-    if trtllm.runner != "docker":
-        raise dg.Failure("trtllm_serve_deployment runs the server in a container: set the trtllm runner to docker")
-    report = T.require_gpu("docker")
     spec = get_model(context.partition_key)
-    weights = _weights_dir(model_store, spec)
-    settings = T.ServeSettings(port=config.port, tp_size=config.tp_size, max_batch_size=config.max_batch_size, max_seq_len=config.max_seq_len)
-    container_spec = T.serve_container(settings, trtllm.serve_image, weights, trtllm.gpus)
-    import docker
-
-    client = docker.from_env()
-    name = f"june-trtllm-serve-{spec.id}"
-    for old in client.containers.list(all=True, filters={"name": name}):
-        old.remove(force=True)
-    kwargs = {**container_spec.run_kwargs(), "name": name}
-    context.log.info(f"$ {' '.join(container_spec.docker_cli())}")
-    container = client.containers.run(**kwargs)
-    base = f"http://127.0.0.1:{config.port}"
-    deadline = time.monotonic() + config.startup_timeout_s
-    while time.monotonic() < deadline:
-        container.reload()
-        if container.status not in ("created", "running"):
-            raise dg.Failure(f"trtllm-serve exited: {container.logs(tail=30).decode(errors='replace')}")
-        try:
-            if httpx.get(f"{base}/health", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(5)
-    else:
-        raise dg.Failure(f"trtllm-serve not healthy after {config.startup_timeout_s} s")
+    layout = trtllm.layout(spec, model_store)
+    with _as_failure():
+        settings = steps.make_settings(
+            ServeSettings, config.model_dump(exclude={"startup_timeout_s"}), f"trtllm-serve settings of {spec.id!r}"
+        )
+        handle, report = steps.start_trtllm_serve(
+            layout, trtllm.runner(), settings, config.startup_timeout_s, context.log.info
+        )
     return dg.MaterializeResult(
         metadata={
-            "base_url": f"{base}/v1",
-            "container": name,
-            "image": trtllm.serve_image,
-            "settings": dg.MetadataValue.json(T.settings_dict(settings)),
+            "base_url": handle.base_url,
+            "server": handle.owner,
+            "image": trtllm.serving_image,
+            "startup_time_s": round(handle.startup_s, 1),
+            "settings": dg.MetadataValue.json(settings_dict(settings)),
             "gpus": ", ".join(report.gpus),
-            "use_with": f"JUNE_LLM_BACKEND=openai JUNE_OPENAI_BASE_URL={base}/v1",
+            "log": dg.MetadataValue.path(str(layout.serve_log)),
+            "use_with": f"JUNE_LLM_BACKEND=openai JUNE_OPENAI_BASE_URL={handle.base_url}",
         }
     )
 
 
 serve_model_job = dg.define_asset_job(
     "serve_model",
-    selection=dg.AssetSelection.assets(model_weights, trt_checkpoint, trt_engine, triton_model_repository, triton_deployment),
+    selection=dg.AssetSelection.assets(
+        model_weights, trt_checkpoint, trt_engine, triton_model_repository, triton_deployment
+    ),
     tags=SERVE_TAGS,
     description="Weights -> TensorRT-LLM checkpoint -> engine -> Triton repository -> deployment, for one model.",
 )
@@ -335,4 +328,5 @@ defs = dg.Definitions(
     assets=[trt_checkpoint, trt_engine, triton_model_repository, triton_deployment, trtllm_serve_deployment],
     asset_checks=[repository_configs_parse],
     jobs=[serve_model_job, serve_model_llmapi_job, serve_model_trtllm_serve_job],
+    resources=serving_resources_from_env(),
 )

@@ -12,11 +12,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from june_pipelines.serving.errors import ServingInputError
+
 _PLACEHOLDER = re.compile(r"\$\{[^}]*\}")
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(ServingInputError):
+    """A config that Triton would not load, or settings the generator refuses."""
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,11 @@ class Tensor:
     ragged: bool = False
 
     def render(self) -> str:
-        lines = [f'    name: "{self.name}"', f"    data_type: {self.data_type}", f"    dims: [ {', '.join(map(str, self.dims))} ]"]
+        lines = [
+            f'    name: "{self.name}"',
+            f"    data_type: {self.data_type}",
+            f"    dims: [ {', '.join(map(str, self.dims))} ]",
+        ]
         if self.reshape is not None:
             lines.append(f"    reshape: {{ shape: [ {', '.join(map(str, self.reshape))} ] }}")
         if self.ragged:
@@ -37,11 +43,6 @@ class Tensor:
         if self.optional:
             lines.append("    optional: true")
         return "  {\n" + "\n".join(lines) + "\n  }"
-
-
-def scalar(name: str, data_type: str, optional: bool = True, reshape: bool = True) -> Tensor:
-    """A per-request scalar ([1] per batch item); backends that take batched scalars reshape to []."""
-    return Tensor(name, data_type, (1,), optional=optional, reshape=() if reshape else None)
 
 
 def _tensors(kind: str, tensors: Sequence[Tensor]) -> str:
@@ -70,6 +71,7 @@ def render_model(
     backend: str | None = None,
     platform: str | None = None,
     max_batch_size: int = 0,
+    omit_max_batch_size: bool = False,
     inputs: Sequence[Tensor] = (),
     outputs: Sequence[Tensor] = (),
     instance_count: int | None = 1,
@@ -84,7 +86,8 @@ def render_model(
         parts.append(f'backend: "{backend}"')
     if platform:
         parts.append(f'platform: "{platform}"')
-    parts.append(f"max_batch_size: {max_batch_size}")
+    if not omit_max_batch_size:  # e.g. a python model that sets it in auto_complete_config
+        parts.append(f"max_batch_size: {max_batch_size}")
     if decoupled is not None:
         parts.append(f"model_transaction_policy {{\n  decoupled: {_value(decoupled)}\n}}")
     if dynamic_batching is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -36,7 +37,7 @@ class DeploymentState:
     models: tuple[ModelState, ...]
     server_version: str
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         ready = [m.name for m in self.models if m.state == "READY"]
         problems = {m.name: f"{m.state}: {m.reason}" for m in self.models if m.state not in ("READY", "") and m.reason}
         return {

@@ -20,32 +20,30 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from june_pipelines.serving.errors import BuildError, GpuUnavailable, InvalidBuildSettings
+from june_pipelines.serving.versions import DEFAULT_SERVE_IMAGE, DEFAULT_TRITON_IMAGE, IMAGE_EXAMPLES, check_version
+
 Quantization = Literal["none", "fp8", "int4_awq", "int8_wo"]
 Runner = Literal["docker", "local"]
 Log = Callable[[str], None]
 
-TRTLLM_VERSION = "1.2"  # the release line the engine flow is written for
-DEFAULT_TRITON_IMAGE = "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
-DEFAULT_TRTLLM_IMAGE = "nvcr.io/nvidia/tensorrt-llm/release:1.2.0"
-CONTAINER_EXAMPLES = "/trtllm/examples"
+DEFAULT_TRTLLM_IMAGE = DEFAULT_SERVE_IMAGE
+CONTAINER_EXAMPLES = "/trtllm/examples"  # where a host examples/ folder is mounted (default: the image's own)
 CONTAINER_MODEL = "/work/model"
 CONTAINER_CHECKPOINT = "/work/checkpoint"
 CONTAINER_ENGINE = "/work/engine"
 CONTAINER_CALIB = "/work/calib"
+# Where the Triton server container sees the repository, the engines root and the model store.
+SERVER_REPOSITORY = "/models"
+SERVER_ENGINES = "/engines"
+SERVER_WEIGHTS = "/weights"
 
-
-class GpuUnavailable(RuntimeError):
-    """No usable NVIDIA GPU for this step; the message lists every missing piece."""
-
-
-class BuildError(RuntimeError):
-    pass
+__all__ = ["BuildError", "GpuUnavailable", "DEFAULT_TRITON_IMAGE", "check_version"]
 
 
 # ---- settings ------------------------------------------------------------------------------------
@@ -143,15 +141,19 @@ def checkpoint_command(
     if s.kv_cache_dtype == "int8":
         cmd += ["--int8_kv_cache"]
     elif s.kv_cache_dtype == "fp8":
-        raise BuildError("fp8 KV cache needs ModelOpt: use quantization 'fp8' (quantize.py), not convert_checkpoint")
+        raise InvalidBuildSettings(
+            "fp8 KV cache needs ModelOpt: use quantization 'fp8' (quantize.py), not convert_checkpoint"
+        )
     return cmd
 
 
-def build_command(s: BuildSettings, checkpoint_dir: str = CONTAINER_CHECKPOINT, output_dir: str = CONTAINER_ENGINE) -> list[str]:
+def build_command(
+    s: BuildSettings, checkpoint_dir: str = CONTAINER_CHECKPOINT, output_dir: str = CONTAINER_ENGINE
+) -> list[str]:
     if s.max_input_len >= s.max_seq_len:
-        raise BuildError(f"max_input_len ({s.max_input_len}) must be below max_seq_len ({s.max_seq_len})")
+        raise InvalidBuildSettings(f"max_input_len ({s.max_input_len}) must be below max_seq_len ({s.max_seq_len})")
     if s.max_num_tokens < s.max_batch_size:
-        raise BuildError("max_num_tokens must be at least max_batch_size")
+        raise InvalidBuildSettings("max_num_tokens must be at least max_batch_size")
     return [
         "trtllm-build",
         "--checkpoint_dir", checkpoint_dir,
@@ -191,7 +193,9 @@ def version_command() -> list[str]:
     return ["python3", "-c", "import tensorrt_llm; print(tensorrt_llm.__version__)"]
 
 
-def tritonserver_command(repository: str = "/models", http: int = 8000, grpc: int = 8001, metrics: int = 8002) -> list[str]:
+def tritonserver_command(
+    repository: str = "/models", http: int = 8000, grpc: int = 8001, metrics: int = 8002
+) -> list[str]:
     return [
         "tritonserver",
         f"--model-repository={repository}",
@@ -242,7 +246,10 @@ class ContainerSpec:
             "environment": {**self.environment, **{k: os.environ[k] for k in self.secret_env if k in os.environ}},
             "ports": {f"{c}/tcp": h for c, h in self.ports.items()},
             "shm_size": self.shm_size,
-            "ulimits": [docker.types.Ulimit(name="memlock", soft=-1, hard=-1), docker.types.Ulimit(name="stack", soft=67108864, hard=67108864)],
+            "ulimits": [
+                docker.types.Ulimit(name="memlock", soft=-1, hard=-1),
+                docker.types.Ulimit(name="stack", soft=67108864, hard=67108864),
+            ],
             "working_dir": self.working_dir,
             "name": self.name,
             "detach": True,
@@ -266,22 +273,32 @@ class ContainerSpec:
 
 
 def checkpoint_container(
-    s: CheckpointSettings, image: str, model_dir: Path, checkpoint_dir: Path, examples_dir: Path, gpus: int = -1
+    s: CheckpointSettings, image: str, model_dir: Path, checkpoint_dir: Path, examples_dir: Path | None, gpus: int = -1
 ) -> ContainerSpec:
+    """The conversion/quantization container. `examples_dir=None` uses the image's own `/app/examples`."""
     mounts = [
         Mount(str(model_dir), CONTAINER_MODEL, read_only=True),
         Mount(str(checkpoint_dir), CONTAINER_CHECKPOINT),
-        Mount(str(examples_dir), CONTAINER_EXAMPLES, read_only=True),
     ]
+    if examples_dir is not None:
+        mounts.append(Mount(str(examples_dir), CONTAINER_EXAMPLES, read_only=True))
     if s.calib_dataset:
         mounts.append(Mount(s.calib_dataset, CONTAINER_CALIB, read_only=True))
     # Offline inside the container: the weights are already local; no hub calls at build time.
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return ContainerSpec(image, tuple(checkpoint_command(s)), tuple(mounts), gpus=gpus, environment=env)
+    examples = CONTAINER_EXAMPLES if examples_dir is not None else IMAGE_EXAMPLES
+    return ContainerSpec(
+        image, tuple(checkpoint_command(s, examples_dir=examples)), tuple(mounts), gpus=gpus, environment=env
+    )
 
 
-def build_container(s: BuildSettings, image: str, checkpoint_dir: Path, engine_dir: Path, gpus: int = -1) -> ContainerSpec:
-    mounts = (Mount(str(checkpoint_dir), CONTAINER_CHECKPOINT, read_only=True), Mount(str(engine_dir), CONTAINER_ENGINE))
+def build_container(
+    s: BuildSettings, image: str, checkpoint_dir: Path, engine_dir: Path, gpus: int = -1
+) -> ContainerSpec:
+    mounts = (
+        Mount(str(checkpoint_dir), CONTAINER_CHECKPOINT, read_only=True),
+        Mount(str(engine_dir), CONTAINER_ENGINE),
+    )
     return ContainerSpec(image, tuple(build_command(s)), mounts, gpus=gpus)
 
 
@@ -296,12 +313,22 @@ def serve_container(s: ServeSettings, image: str, model_dir: Path, gpus: int = -
     )
 
 
-def triton_container(image: str, repository: Path, engines_root: Path, gpus: int = -1, ports: tuple[int, int, int] = (8000, 8001, 8002)) -> ContainerSpec:
-    """Triton with the TensorRT-LLM backend; engines are mounted where the repository expects them."""
+def triton_container(
+    image: str,
+    repository: Path,
+    engines_root: Path,
+    weights_root: Path | None = None,
+    gpus: int = -1,
+    ports: tuple[int, int, int] = (8000, 8001, 8002),
+) -> ContainerSpec:
+    """Triton with the TensorRT-LLM backend: repository at /models, engines at /engines, weights at /weights."""
+    mounts = [Mount(str(repository), SERVER_REPOSITORY), Mount(str(engines_root), SERVER_ENGINES, read_only=True)]
+    if weights_root is not None:
+        mounts.append(Mount(str(weights_root), SERVER_WEIGHTS, read_only=True))
     return ContainerSpec(
         image,
-        tuple(tritonserver_command("/models", *ports)),
-        (Mount(str(repository), "/models"), Mount(str(engines_root), "/engines", read_only=True)),
+        tuple(tritonserver_command(SERVER_REPOSITORY, *ports)),
+        tuple(mounts),
         gpus=gpus,
         ports={p: p for p in ports},
     )
@@ -398,7 +425,12 @@ def run_local(cmd: Sequence[str], log: Log, env: dict[str, str] | None = None, c
     """Run a command, streaming its output line by line to `log`."""
     log(f"$ {shlex.join(cmd)}")
     proc = subprocess.Popen(
-        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}, cwd=cwd
+        list(cmd),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -428,14 +460,6 @@ def run_container(spec: ContainerSpec, log: Log) -> str:
     return "\n".join(lines)
 
 
-def check_version(version: str) -> None:
-    if not version.strip().startswith(TRTLLM_VERSION + "."):
-        raise BuildError(
-            f"TensorRT-LLM {version.strip()!r} found; this engine flow is written for {TRTLLM_VERSION}.x. "
-            "Use the version-matched container image (see docs/GPU_RUNBOOK.md)."
-        )
-
-
 @dataclass(frozen=True)
 class EngineInfo:
     engine_dir: Path
@@ -444,7 +468,7 @@ class EngineInfo:
     trtllm_version: str | None
     build_config: dict[str, Any]
 
-    def metadata(self) -> dict[str, object]:
+    def metadata(self) -> dict[str, Any]:
         return {
             "engine_dir": str(self.engine_dir),
             "engine_size_mib": round(self.size_bytes / 2**20, 1),
@@ -471,9 +495,3 @@ def settings_dict(*settings: object) -> dict[str, Any]:
     for s in settings:
         out.update(asdict(s))  # type: ignore[call-overload]
     return out
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - started

@@ -104,6 +104,26 @@ def store_path(cache_dir: Path, model_id: str, revision: str) -> Path:
     return Path(cache_dir) / model_id / revision
 
 
+def entry_path(cache_dir: Path, spec: ModelSpec) -> Path:
+    """Where a model's weights live in the store: `<cache>/<id>/<pinned revision or "local">`.
+
+    The one rule for fetches, imports, builds and serving (imports record the registry's revision).
+    """
+    return store_path(cache_dir, spec.id, spec.revision or "local")
+
+
+def verified_entry(cache_dir: Path, spec: ModelSpec) -> Path:
+    """The model's store entry after a quick check (manifest present, sizes match); raises WeightsError."""
+    path = entry_path(cache_dir, spec)
+    if not (path / MANIFEST_NAME).is_file():
+        raise WeightsError(
+            f"no verified weights for {spec.id!r} at {path}: materialize model_weights "
+            f"(or run `june engine weights {spec.id}`) first"
+        )
+    verify(path, full=False)
+    return path
+
+
 def resolve_local_dir(value: str) -> Path:
     """A registry `local_dir`: a path, `package:NAME[/SUB]` (a folder inside an installed package,
     located without importing it), or `python:MODULE:FUNCTION` (a function returning the path)."""
@@ -270,7 +290,9 @@ def download_from_hub(
     log(f"{spec.id}: downloading {spec.hub_repo}@{spec.revision} ({', '.join(spec.files) or 'all files'})")
     try:
         # The hub's own file list (sizes, LFS sha256) for this revision: what a complete download is.
-        info = HfApi(endpoint=endpoint, token=token).model_info(spec.hub_repo, revision=spec.revision, files_metadata=True)
+        info = HfApi(endpoint=endpoint, token=token).model_info(
+            spec.hub_repo, revision=spec.revision, files_metadata=True
+        )
         expected = {s.rfilename: s for s in info.siblings or [] if matches(s.rfilename, spec.files)}
         snapshot_download(
             repo_id=spec.hub_repo,
@@ -289,7 +311,8 @@ def download_from_hub(
             f"model {spec.id!r}: could not download {spec.hub_repo}@{spec.revision} from {where}: "
             f"{type(exc).__name__}: {exc}. Nothing was added to {final}"
             + (f"; completed files stay in {staging} and the next attempt resumes from them" if kept else "")
-            + ". Without network access, import the files with `june engine weights MODEL --import-dir DIR` or set HF_HUB_OFFLINE=1 "
+            + ". Without network access, import the files with `june engine weights MODEL --import-dir DIR` "
+            + "or set HF_HUB_OFFLINE=1 "
             "to use only what is already cached."
         ) from exc
     if not expected:
@@ -317,7 +340,9 @@ def _check_against_hub(spec: ModelSpec, manifest: Manifest, expected: dict) -> N
         if lfs is not None and getattr(lfs, "sha256", None) and lfs.sha256 != entry.sha256:
             problems.append(f"{entry.path}: sha256 differs from the hub's")
     if problems:
-        raise WeightsError(f"model {spec.id!r}: downloaded files do not match {spec.hub_repo}@{spec.revision}: {problems}")
+        raise WeightsError(
+            f"model {spec.id!r}: downloaded files do not match {spec.hub_repo}@{spec.revision}: {problems}"
+        )
 
 
 def ensure_weights(

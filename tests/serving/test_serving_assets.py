@@ -26,8 +26,8 @@ from june_pipelines.assets.engines import (
 from june_pipelines.assets.models import model_weights
 from june_pipelines.inference.triton import TritonLLMResource
 from june_pipelines.serving.resources import (
+    DockerTensorRTLLMResource,
     ModelStoreResource,
-    TensorRTLLMResource,
     TritonResource,
 )
 from june_pipelines.serving.triton_local import (
@@ -37,7 +37,8 @@ from june_pipelines.serving.triton_local import (
 )
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-FAKE_TRTLLM = Path(__file__).parent / "fake_models" / "tensorrt_llm_gguf.py"
+# Stand-ins for upstream's python models (the python-backend tensorrt_llm runs the GGUF on the CPU).
+FAKE_ALL_MODELS = Path(__file__).parent / "fake_models" / "all_models"
 MODEL = "smollm2"
 
 
@@ -65,7 +66,7 @@ def env(tmp_path_factory):
     instance.add_dynamic_partitions("models", [MODEL])
     resources = {
         "model_store": ModelStoreResource(cache_dir=str(root / "store")),
-        "trtllm": TensorRTLLMResource(runner="docker", work_dir=str(root / "engines")),
+        "trtllm": DockerTensorRTLLMResource(work_dir=str(root / "engines")),
         "triton": TritonResource(repository_dir=str(root / "repo")),
     }
     (root / "repo").mkdir()
@@ -104,10 +105,15 @@ def served(env):
     except LocalTritonError as exc:
         pytest.skip(f"no CPU tritonserver: {exc}")
     dg.materialize([model_weights], partition_key=MODEL, instance=instance, resources=resources)
-    result = dg.materialize([triton_model_repository, repository_configs_parse], partition_key=MODEL, instance=instance, resources=resources)
+    result = dg.materialize(
+        [triton_model_repository, repository_configs_parse],
+        partition_key=MODEL,
+        instance=instance,
+        resources=resources,
+        run_config={"ops": {"triton_model_repository": {"config": {"upstream_models_dir": str(FAKE_ALL_MODELS)}}}},
+    )
     checks = result.get_asset_check_evaluations()
     version = root / "repo" / "smollm2-tensorrt_llm" / "1"
-    shutil.copy(FAKE_TRTLLM, version / "model.py")
     gguf = registry.get_model(MODEL).gguf_path()
     (version / "fake_engine.json").write_text(json.dumps({"gguf": str(gguf)}))
     server = LocalTritonServer(root / "repo")
@@ -124,8 +130,18 @@ def test_repository_asset_and_check(served):
     _, _, result, checks = served
     meta = result.asset_materializations_for_node("triton_model_repository")[0].metadata
     assert meta["entry_model"].value == "smollm2-ensemble"
-    assert meta["models"].value == ["smollm2-ensemble", "smollm2-preprocessing", "smollm2-tensorrt_llm", "smollm2-postprocessing"]
-    assert json.loads(meta["settings"].value)["engine_dir"] == "/engines/smollm2/engine"
+    assert meta["models"].value == [
+        "smollm2-ensemble",
+        "smollm2-preprocessing",
+        "smollm2-tensorrt_llm",
+        "smollm2-postprocessing",
+    ]
+    settings = json.loads(meta["settings"].value)
+    assert settings["engine_dir"] == "/engines/smollm2/engine"
+    assert settings["max_batch_size"] == 4 and settings["triton_backend"] == "python"  # the registry's settings
+    assert settings["hf_model"] == "/weights/smollm2/local"  # the store entry, as mounted in the server
+    assert meta["upstream_files"].value == ["model.py"] and meta["size_bytes"].value > 0
+    assert meta["generate_time_s"].value >= 0
     assert [c.passed for c in checks] == [True]
 
 
@@ -136,6 +152,7 @@ def test_deployment_asset_on_real_triton(served, env):
     meta = result.asset_materializations_for_node("triton_deployment")[0].metadata
     assert meta["ready"].value is True and meta["entry_model"].value == "smollm2-ensemble"
     assert meta["model_states"].value["smollm2-tensorrt_llm"] == "READY"
+    assert meta["load_time_s"].value > 0 and meta["ready_models"].value >= 4
 
 
 @pytest.mark.slow
@@ -151,7 +168,10 @@ def test_pass_at_k_through_triton_with_the_evaluation_assets(served, env):
         [benchmarks.problems, benchmarks.completions, benchmarks.executions, benchmarks.pass_at_k],
         partition_key=key,
         instance=instance,
-        resources={"llm": TritonLLMResource(url=server.grpc_url, default_model=MODEL), "sandbox": ProcessSandboxResource()},
+        resources={
+            "llm": TritonLLMResource(url=server.grpc_url, default_model=MODEL),
+            "sandbox": ProcessSandboxResource(),
+        },
         run_config={
             "ops": {
                 "problems": {"config": {"limit": 2}},
@@ -180,6 +200,10 @@ def test_gpu_heavy_assets_share_the_gpu_pool_and_the_chain_is_wired():
     graph = defs.resolve_asset_graph()
     parents = {k: {p.to_user_string() for p in graph.get(dg.AssetKey(k)).parent_keys}
                for k in ("trt_checkpoint", "trt_engine", "triton_model_repository", "triton_deployment")}
-    assert parents == {"trt_checkpoint": {"model_weights"}, "trt_engine": {"trt_checkpoint"},
-                       "triton_model_repository": {"trt_engine", "model_weights"}, "triton_deployment": {"triton_model_repository"}}
+    assert parents == {
+        "trt_checkpoint": {"model_weights"},
+        "trt_engine": {"trt_checkpoint"},
+        "triton_model_repository": {"trt_engine", "model_weights"},
+        "triton_deployment": {"triton_model_repository"},
+    }
     assert defs.resolve_job_def("serve_model") is not None

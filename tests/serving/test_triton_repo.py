@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -12,6 +14,9 @@ from june_pipelines.serving.triton_repo import (
     generate,
     validate_repository,
 )
+from june_pipelines.serving.upstream_models import DirectoryModels
+
+FAKE_ALL_MODELS = Path(__file__).parent / "fake_models" / "all_models"
 
 
 def _params(config) -> dict[str, str]:
@@ -30,13 +35,17 @@ def test_inflight_layout_parameters_and_tensors(tmp_path):
     params = _params(trt)
     assert params["gpt_model_path"] == "/engines/m/engine"
     assert params["gpt_model_type"] == "inflight_fused_batching" and params["enable_kv_cache_reuse"] == "true"
-    assert "max_tokens_in_paged_kv_cache" not in params  # unset: left out, not a placeholder
+    assert params["max_tokens_in_paged_kv_cache"] == ""  # unset: empty, never a placeholder
     ens = validate((tmp_path / "m-ensemble" / "config.pbtxt").read_text())
     inputs = {t.name: t for t in ens.input}
     assert inputs["text_input"].data_type == 13 and list(inputs["text_input"].dims) == [1]  # TYPE_STRING
     assert inputs["max_tokens"].data_type == 8  # TYPE_INT32
-    assert [s.model_name for s in ens.ensemble_scheduling.step] == ["m-preprocessing", "m-tensorrt_llm", "m-postprocessing"]
-    assert {o.name for o in ens.output} >= {"text_output", "sequence_length"}
+    assert [s.model_name for s in ens.ensemble_scheduling.step] == [
+        "m-preprocessing",
+        "m-tensorrt_llm",
+        "m-postprocessing",
+    ]
+    assert {o.name for o in ens.output} >= {"text_output", "num_output_tokens", "num_input_tokens"}
     pre = validate((tmp_path / "m-preprocessing" / "config.pbtxt").read_text())
     assert _params(pre)["tokenizer_dir"] == "m-preprocessing/tokenizer"
     assert (tmp_path / "m-preprocessing" / "tokenizer" / "tokenizer.json").is_file()
@@ -44,14 +53,45 @@ def test_inflight_layout_parameters_and_tensors(tmp_path):
 
 
 def test_llmapi_layout(tmp_path):
-    s = TritonRepoSettings(layout="llmapi", name_prefix="m-", hf_model="/weights/m", tensor_parallel_size=2, max_batch_size=32)
-    repo = generate(tmp_path, s)
+    s = TritonRepoSettings(layout="llmapi", name_prefix="m-", hf_model="/weights/m", max_batch_size=32)
+    repo = generate(tmp_path, s, upstream=DirectoryModels(FAKE_ALL_MODELS))
     assert repo.models == ("m-tensorrt_llm",) and validate_repository(tmp_path) == {}
     config = validate((tmp_path / "m-tensorrt_llm" / "config.pbtxt").read_text())
     assert config.backend == "python" and "sampling_param_max_tokens" in {t.name for t in config.input}
     doc = yaml.safe_load((tmp_path / "m-tensorrt_llm" / "1" / "model.yaml").read_text())
-    assert doc["backend"] == "pytorch" and doc["tensor_parallel_size"] == 2
-    assert doc["triton_config"] == {"max_batch_size": 32, "decoupled": True}
+    assert doc["backend"] == "pytorch" and doc["tensor_parallel_size"] == 1
+    assert doc["triton_config"] == {"max_batch_size": 0, "decoupled": True}  # upstream's model.py does not batch
+    # upstream's whole 1/ folder is copied: model.py imports helpers.py beside it
+    assert repo.upstream_files == ("helpers.py", "model.py")
+    assert (tmp_path / "m-tensorrt_llm" / "1" / "helpers.py").read_text() == (
+        FAKE_ALL_MODELS / "llmapi" / "tensorrt_llm" / "1" / "helpers.py").read_text()
+
+
+def test_layouts_that_need_upstream_models_refuse_without_them(tmp_path):
+    tok = get_model("smollm2").gguf_path().parent
+    with pytest.raises(ConfigError, match="llmapi layout needs upstream"):
+        generate(tmp_path, TritonRepoSettings(layout="llmapi"))
+    with pytest.raises(ConfigError, match="python backend needs upstream"):
+        generate(tmp_path, TritonRepoSettings(triton_backend="python"), tokenizer_source=tok)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_python_backend_copies_upstreams_tensorrt_llm_model(tmp_path):
+    repo = generate(tmp_path, TritonRepoSettings(name_prefix="p-", triton_backend="python"),
+                    tokenizer_source=get_model("smollm2").gguf_path().parent, upstream=DirectoryModels(FAKE_ALL_MODELS))
+    model = tmp_path / "p-tensorrt_llm" / "1" / "model.py"
+    assert repo.upstream_files == ("model.py",)
+    assert (
+        model.read_text() == (FAKE_ALL_MODELS / "inflight_batcher_llm" / "tensorrt_llm" / "1" / "model.py").read_text()
+    )
+    assert validate((tmp_path / "p-tensorrt_llm" / "config.pbtxt").read_text()).backend == "python"
+
+
+@pytest.mark.parametrize("layout", ["inflight", "llmapi"])
+def test_tensor_parallelism_is_refused_clearly(tmp_path, layout):
+    with pytest.raises(ConfigError, match="launch_triton_server.py"):
+        generate(tmp_path, TritonRepoSettings(layout=layout, tensor_parallel_size=2),
+                 tokenizer_source=get_model("smollm2").gguf_path().parent, upstream=DirectoryModels(FAKE_ALL_MODELS))
 
 
 def test_regeneration_keeps_other_models_and_replaces_own(tmp_path):

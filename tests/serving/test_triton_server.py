@@ -6,7 +6,6 @@ SmolLM2 GGUF. Load/unload, readiness, index, unary and streaming generation over
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -25,8 +24,10 @@ from june_pipelines.serving.triton_repo import (
     generate,
     validate_repository,
 )
+from june_pipelines.serving.upstream_models import DirectoryModels
 
-FAKE_TRTLLM = Path(__file__).parent / "fake_models" / "tensorrt_llm_gguf.py"
+# Stand-ins for upstream's python models, laid out as in TensorRT-LLM's triton_backend/all_models.
+FAKE_ALL_MODELS = Path(__file__).parent / "fake_models" / "all_models"
 PROMPT = "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
 
 
@@ -38,12 +39,14 @@ def _pytriton_or_skip() -> None:
 
 
 def build_test_repository(root: Path, prefix: str, decoupled: bool, bls: bool = False) -> TritonRepoSettings:
-    """Generate the real repository, then swap the GPU-only tensorrt_llm model for the GGUF stand-in."""
+    """Generate the real repository with the python backend, whose tensorrt_llm model (copied from
+    "upstream" by the generator) is the GGUF stand-in; point it at the GGUF."""
     gguf = get_model("smollm2").gguf_path()
-    settings = TritonRepoSettings(name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4, bls=bls)
-    generate(root, settings, tokenizer_source=gguf.parent)
+    settings = TritonRepoSettings(
+        name_prefix=prefix, triton_backend="python", decoupled=decoupled, max_batch_size=4, bls=bls
+    )
+    generate(root, settings, tokenizer_source=gguf.parent, upstream=DirectoryModels(FAKE_ALL_MODELS))
     version = root / settings.name("tensorrt_llm") / "1"
-    shutil.copy(FAKE_TRTLLM, version / "model.py")
     (version / "fake_engine.json").write_text(json.dumps({"gguf": str(gguf)}))
     return settings
 
@@ -101,7 +104,9 @@ def test_streaming_grpc_and_http_yield_pieces_of_the_same_text(triton):
     whole = grpc.complete(PROMPT, params).text
     pieces = list(grpc.stream_complete(PROMPT, params))
     assert len(pieces) > 3 and "".join(pieces) == whole
-    http_pieces = list(TritonLLMClient("smol-ensemble", server.http_url, protocol="http").stream_complete(PROMPT, params))
+    http_pieces = list(
+        TritonLLMClient("smol-ensemble", server.http_url, protocol="http").stream_complete(PROMPT, params)
+    )
     assert "".join(http_pieces) == whole
 
 
@@ -114,7 +119,9 @@ def test_chat_template_stop_words_and_length(triton):
     assert "Paris" not in stopped.text and stopped.finish_reason == "stop"
     short = client.complete(PROMPT, SamplingParams(max_tokens=3))
     assert short.completion_tokens == 3 and short.finish_reason == "length"
-    streamed = "".join(client.stream_chat([ChatMessage("user", "What is the capital of France?")], SamplingParams(max_tokens=24)))
+    streamed = "".join(
+        client.stream_chat([ChatMessage("user", "What is the capital of France?")], SamplingParams(max_tokens=24))
+    )
     assert streamed == answer.text
 
 
@@ -144,23 +151,74 @@ def test_bls_model_streams_the_same_text_as_the_ensemble(triton):
 
 
 def test_llmapi_layout_served_with_the_client(tmp_path):
-    """The generated llmapi repository (config.pbtxt + model.yaml) with a GGUF stand-in for NVIDIA's model.py."""
+    """The generated llmapi repository: config.pbtxt, upstream's 1/ folder (a GGUF stand-in for model.py
+    that imports helpers.py, as NVIDIA's does), June's model.yaml with max_batch_size 0."""
+    import httpx
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
     _pytriton_or_skip()
     settings = TritonRepoSettings(layout="llmapi", name_prefix="api-", max_batch_size=4, decoupled=True)
-    generate(tmp_path, settings)
+    generate(tmp_path, settings, upstream=DirectoryModels(FAKE_ALL_MODELS))
     version = tmp_path / "api-tensorrt_llm" / "1"
-    shutil.copy(Path(__file__).parent / "fake_models" / "llmapi_gguf.py", version / "model.py")
     (version / "fake_engine.json").write_text(json.dumps({"gguf": str(get_model("smollm2").gguf_path())}))
     with LocalTritonServer(tmp_path) as server:
         repo = TritonRepositoryClient(server.http_url)
         assert repo.deploy("api-tensorrt_llm").entry_ready
+        assert httpx.get(f"http://{server.http_url}/v2/models/api-tensorrt_llm/config").json()["max_batch_size"] == 0
         client = TritonLLMClient("api-tensorrt_llm", server.grpc_url, layout="llmapi")
         params = SamplingParams(max_tokens=16)
-        whole = client.complete(PROMPT, params).text
-        assert "Paris" in whole
-        assert "".join(client.stream_complete(PROMPT, params)) == whole
+        answer = client.complete(PROMPT, params)
+        whole = answer.text
+        assert "Paris" in whole and answer.finish_reason == "stop"  # the model's own finish_reason (EOS)
+        assert client.complete(PROMPT, SamplingParams(max_tokens=3)).finish_reason == "length"
+        pieces = list(client.stream_complete(PROMPT, params))  # the model streams the text so far each time
+        assert len(pieces) > 3 and "".join(pieces) == whole
         http = TritonLLMClient("api-tensorrt_llm", server.http_url, protocol="http", layout="llmapi")
         assert http.complete(PROMPT, params).text == whole
+        # the request upstream's docs send: curl .../generate -d '{"text_input": ..., "sampling_param_max_tokens": 16}'
+        doc = httpx.post(f"http://{server.http_url}/v2/models/api-tensorrt_llm/generate",
+                         json={"text_input": PROMPT, "sampling_param_max_tokens": 16}, timeout=60).json()
+        assert doc["text_output"] == whole
+        # a batched [1, 1] text_input is refused, as upstream's model.py refuses it
+        batched = grpcclient.InferInput("text_input", [1, 1], "BYTES")
+        batched.set_data_from_numpy(np.array([[PROMPT.encode()]], dtype=object))
+        with pytest.raises(InferenceServerException):
+            grpcclient.InferenceServerClient(server.grpc_url).infer("api-tensorrt_llm", [batched])
+
+
+def test_upstream_style_ensemble_request(triton):
+    """A request as upstream's clients build it: `seed`, `exclude_input_in_output`, `num_return_sequences`,
+    token counts requested with return_num_*_tokens, over plain tritonclient (not June's client)."""
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+
+    server, _, _ = triton
+
+    def tensor(name, value, dtype):
+        array = np.array(
+            [[value]],
+            dtype=object if dtype == "BYTES" else {"INT32": np.int32, "UINT64": np.uint64, "BOOL": bool}[dtype],
+        )
+        t = grpcclient.InferInput(name, list(array.shape), dtype)
+        t.set_data_from_numpy(array)
+        return t
+
+    inputs = [tensor("text_input", PROMPT.encode(), "BYTES"), tensor("max_tokens", 12, "INT32"),
+              tensor("seed", 7, "UINT64"), tensor("exclude_input_in_output", True, "BOOL"),
+              tensor("num_return_sequences", 1, "INT32"), tensor("return_num_input_tokens", True, "BOOL"),
+              tensor("return_num_output_tokens", True, "BOOL")]
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    TritonRepositoryClient(server.http_url).load("smolu-ensemble")
+    try:
+        result = client.infer("smolu-ensemble", inputs)
+    finally:
+        TritonRepositoryClient(server.http_url).unload("smolu-ensemble")
+    text = result.as_numpy("text_output").reshape(-1)[0].decode()
+    assert "Paris" in text and PROMPT not in text
+    assert 0 < int(result.as_numpy("num_output_tokens").reshape(-1)[0]) <= 12
+    assert int(result.as_numpy("num_input_tokens").reshape(-1)[0]) > 10
 
 
 def test_concurrent_requests_each_get_their_own_answer(triton):

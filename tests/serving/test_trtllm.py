@@ -46,7 +46,7 @@ def test_build_command_has_every_setting():
                         gemm_plugin="float16", use_paged_context_fmha=True, multiple_profiles=True)
     cmd = T.build_command(s)
     assert cmd[0] == "trtllm-build"
-    pairs = dict(zip(cmd[1::2], cmd[2::2]))
+    pairs = dict(zip(cmd[1::2], cmd[2::2], strict=True))
     assert pairs == {
         "--checkpoint_dir": "/work/checkpoint", "--output_dir": "/work/engine",
         "--max_batch_size": "16", "--max_input_len": "2048", "--max_seq_len": "4096", "--max_num_tokens": "8192",
@@ -63,7 +63,7 @@ def test_build_settings_are_checked():
 
 def test_build_container_spec(tmp_path):
     spec = T.build_container(T.BuildSettings(), T.DEFAULT_TRITON_IMAGE, tmp_path / "ckpt", tmp_path / "engine", gpus=1)
-    assert spec.image == "nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3"
+    assert spec.image == "nvcr.io/nvidia/tritonserver:26.04-trtllm-python-py3"  # carries TensorRT-LLM 1.2.1
     assert spec.device_requests == [{"Driver": "", "Count": 1, "Capabilities": [["gpu"]]}]
     assert spec.mounts == (
         T.Mount(str(tmp_path / "ckpt"), "/work/checkpoint", read_only=True),
@@ -86,15 +86,25 @@ def test_checkpoint_container_is_offline_and_mounts_examples(tmp_path):
     assert targets["/work/calib"].source == str(tmp_path / "calib")
     assert spec.environment == {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     assert spec.device_requests[0]["Count"] == -1  # all GPUs
+    assert spec.command[1] == "/trtllm/examples/quantization/quantize.py"
+
+
+def test_checkpoint_container_uses_the_images_own_examples_by_default(tmp_path):
+    """The trtllm-python-py3 images ship the version-matched examples/ at /app/examples."""
+    spec = T.checkpoint_container(T.CheckpointSettings(), "img", tmp_path / "hf", tmp_path / "ckpt", None)
+    assert spec.command[1] == "/app/examples/models/core/llama/convert_checkpoint.py"
+    assert {m.target for m in spec.mounts} == {"/work/model", "/work/checkpoint"}
 
 
 def test_trtllm_serve_and_triton_specs(tmp_path):
     serve = T.serve_container(T.ServeSettings(port=8123, tp_size=2), T.DEFAULT_TRTLLM_IMAGE, tmp_path / "hf")
     assert serve.command[:5] == ("trtllm-serve", "serve", "/work/model", "--backend", "pytorch")
     assert serve.ports == {8123: 8123} and "--tp_size" in serve.command
-    triton = T.triton_container(T.DEFAULT_TRITON_IMAGE, tmp_path / "repo", tmp_path / "engines")
+    triton = T.triton_container(T.DEFAULT_TRITON_IMAGE, tmp_path / "repo", tmp_path / "engines", tmp_path / "store")
     assert "--model-control-mode=explicit" in triton.command
     assert T.Mount(str(tmp_path / "engines"), "/engines", read_only=True) in triton.mounts
+    assert T.Mount(str(tmp_path / "store"), "/weights", read_only=True) in triton.mounts  # llmapi's model.yaml path
+    assert T.Mount(str(tmp_path / "repo"), "/models") in triton.mounts
 
 
 def test_version_check():

@@ -1,10 +1,14 @@
 """Triton python model: text -> token ids for the TensorRT-LLM inflight-batching ensemble.
 
+Its config declares upstream's tensors (TensorRT-LLM 1.2 `all_models/inflight_batcher_llm/
+preprocessing`); this model serves the text path of decoder-only models:
 Inputs (per request, batched): QUERY [1] BYTES, REQUEST_OUTPUT_LEN [1] INT32, optional
-STOP_WORDS_DICT / BAD_WORDS_DICT [-1] BYTES, END_ID / PAD_ID [1] INT32.
-Outputs: INPUT_ID [-1], REQUEST_INPUT_LEN [1], REQUEST_OUTPUT_LEN [1], STOP_WORDS_IDS / BAD_WORDS_IDS
-[2, -1] (TensorRT-LLM word-list format: flat ids, then end offsets padded with -1), OUT_END_ID,
-OUT_PAD_ID [1], all INT32.
+STOP_WORDS_DICT / BAD_WORDS_DICT [-1] BYTES, END_ID / PAD_ID [1] INT32. Image, video, decoder-query
+and embedding-bias inputs are refused with a clear error.
+Outputs, as upstream's text path sends them: INPUT_ID [-1], REQUEST_INPUT_LEN [1], DECODER_INPUT_ID
+(the pad id) and REQUEST_DECODER_INPUT_LEN (1), REQUEST_OUTPUT_LEN, STOP_WORDS_IDS / BAD_WORDS_IDS
+[2, -1] (TensorRT-LLM word-list format: flat ids, then end offsets padded with -1), EMBEDDING_BIAS
+(empty FP32), OUT_END_ID, OUT_PAD_ID [1].
 """
 
 import json
@@ -82,6 +86,10 @@ def _ids(request, name, default, batch):
     return tensor.as_numpy().astype(np.int32).reshape(batch, 1)
 
 
+UNSUPPORTED = ("DECODER_QUERY", "IMAGE_BYTES", "IMAGE_URL", "IMAGES", "VIDEO_BYTES", "EMBEDDING_BIAS_WORDS",
+               "EMBEDDING_BIAS_WEIGHTS", "PROMPT_TABLE_EXTRA_ID")
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -92,6 +100,9 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             try:
+                given = [n for n in UNSUPPORTED if pb_utils.get_input_tensor_by_name(request, n) is not None]
+                if given:
+                    raise ValueError(f"{', '.join(given)} not supported by June's preprocessing (text only)")
                 queries = pb_utils.get_input_tensor_by_name(request, "QUERY").as_numpy()
                 batch = queries.shape[0]
                 texts = [q[0].decode("utf-8") if isinstance(q[0], bytes) else str(q[0]) for q in queries]
@@ -107,9 +118,16 @@ class TritonPythonModel:
                 tensors = [
                     pb_utils.Tensor("INPUT_ID", input_ids),
                     pb_utils.Tensor("REQUEST_INPUT_LEN", lengths),
+                    pb_utils.Tensor("DECODER_INPUT_ID", np.array(pad_id, dtype=np.int32).reshape(batch, 1)),
+                    pb_utils.Tensor("REQUEST_DECODER_INPUT_LEN", np.ones((batch, 1), dtype=np.int32)),
+                    pb_utils.Tensor("EMBEDDING_BIAS", np.empty((batch, 0), dtype=np.float32)),
                     pb_utils.Tensor("REQUEST_OUTPUT_LEN", out_len.astype(np.int32).reshape(batch, 1)),
-                    pb_utils.Tensor("STOP_WORDS_IDS", word_list(self.tokenizer, _words(request, "STOP_WORDS_DICT", batch))),
-                    pb_utils.Tensor("BAD_WORDS_IDS", word_list(self.tokenizer, _words(request, "BAD_WORDS_DICT", batch))),
+                    pb_utils.Tensor(
+                        "STOP_WORDS_IDS", word_list(self.tokenizer, _words(request, "STOP_WORDS_DICT", batch))
+                    ),
+                    pb_utils.Tensor(
+                        "BAD_WORDS_IDS", word_list(self.tokenizer, _words(request, "BAD_WORDS_DICT", batch))
+                    ),
                     pb_utils.Tensor("OUT_END_ID", end_id),
                     pb_utils.Tensor("OUT_PAD_ID", pad_id),
                 ]

@@ -1,9 +1,13 @@
 """Stand-in for the GPU `tensorrt_llm` model in the Triton tests: same inputs and outputs, runs the
 bundled SmolLM2 GGUF with llama.cpp on the CPU inside Triton's python backend.
 
-It reads `fake_engine.json` beside this file ({"gguf": PATH}). Token ids come from the generated
+It sits where upstream's python-backend model sits (`all_models/inflight_batcher_llm/tensorrt_llm/1/`),
+so the repository generator copies it like the real one (`triton_backend: python`). It reads
+`fake_engine.json` beside this file ({"gguf": PATH}). Token ids come from the generated
 preprocessing model, so the tokenizer extracted from the GGUF and llama.cpp agree on the vocabulary.
 Decoupled: one response per token when `streaming` is true, else one response; then the final flag.
+Like the C++ backend, `num_input_tokens` / `num_output_tokens` come back when
+`return_num_input_tokens` / `return_num_output_tokens` ask for them.
 """
 
 import json
@@ -56,9 +60,13 @@ class TritonPythonModel:
         seed = _get(request, "seed")
         if seed is not None:
             self.llm.set_seed(int(seed.reshape(-1)[n]))
-        stops = _stop_sequences(None if _get(request, "stop_words_list") is None else _get(request, "stop_words_list")[n])
+        stops = _stop_sequences(
+            None if _get(request, "stop_words_list") is None else _get(request, "stop_words_list")[n]
+        )
         generated = []
-        for token in self.llm.generate([int(t) for t in ids[:length]], temp=temperature, top_p=top_p, top_k=top_k, reset=True):
+        for token in self.llm.generate(
+            [int(t) for t in ids[:length]], temp=temperature, top_p=top_p, top_k=top_k, reset=True
+        ):
             if token == end_id:
                 break
             generated.append(int(token))
@@ -67,16 +75,24 @@ class TritonPythonModel:
                 break
 
     @staticmethod
-    def _response(tokens):
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor("output_ids", np.array([[tokens]], dtype=np.int32).reshape(1, 1, len(tokens))),
-                pb_utils.Tensor("sequence_length", np.array([[len(tokens)]], dtype=np.int32)),
-                pb_utils.Tensor("cum_log_probs", np.zeros((1, 1), dtype=np.float32)),
-                pb_utils.Tensor("output_log_probs", np.zeros((1, 1, max(1, len(tokens))), dtype=np.float32)),
-                pb_utils.Tensor("batch_index", np.zeros((1, 1), dtype=np.int32)),
-            ]
-        )
+    def _flag(request, name):
+        value = _get(request, name)
+        return bool(value.reshape(-1)[0]) if value is not None else False
+
+    def _response(self, request, tokens):
+        tensors = [
+            pb_utils.Tensor("output_ids", np.array([[tokens]], dtype=np.int32).reshape(1, 1, len(tokens))),
+            pb_utils.Tensor("sequence_length", np.array([[len(tokens)]], dtype=np.int32)),
+            pb_utils.Tensor("cum_log_probs", np.zeros((1, 1), dtype=np.float32)),
+            pb_utils.Tensor("output_log_probs", np.zeros((1, 1, max(1, len(tokens))), dtype=np.float32)),
+            pb_utils.Tensor("batch_index", np.zeros((1, 1), dtype=np.int32)),
+        ]
+        if self._flag(request, "return_num_input_tokens"):
+            length = int(_get(request, "input_lengths").reshape(-1)[0])
+            tensors.append(pb_utils.Tensor("num_input_tokens", np.array([[length]], dtype=np.int32)))
+        if self._flag(request, "return_num_output_tokens"):
+            tensors.append(pb_utils.Tensor("num_output_tokens", np.array([[len(tokens)]], dtype=np.int32)))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def execute(self, requests):
         responses = []
@@ -88,12 +104,12 @@ class TritonPythonModel:
                     sender = request.get_response_sender()
                     if streaming:
                         for token in self._generate(request, 0):
-                            sender.send(self._response([token]))
+                            sender.send(self._response(request, [token]))
                     else:
-                        sender.send(self._response(list(self._generate(request, 0))))
+                        sender.send(self._response(request, list(self._generate(request, 0))))
                     sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
                 else:
-                    responses.append(self._response(list(self._generate(request, 0))))
+                    responses.append(self._response(request, list(self._generate(request, 0))))
             except Exception as exc:
                 error = pb_utils.InferenceResponse(error=pb_utils.TritonError(f"fake tensorrt_llm: {exc}"))
                 if self.decoupled:
