@@ -16,6 +16,7 @@ from pydantic import Field
 from june_pipelines.assets.benchmarks import model_partitions
 from june_pipelines.assets.models import GROUP, model_weights
 from june_pipelines.registry import ModelSpec, get_model
+from june_pipelines.retries import BUILD, SERVING, fail_fast_on_bad_input
 from june_pipelines.serving.resources import ModelStoreResource, TensorRTLLMResource, TritonResource
 
 GPU_POOL = "gpu"
@@ -88,7 +89,9 @@ class CheckpointConfig(dg.Config):
     calib_dataset: str | None = Field(default=None, description="Local calibration dataset directory")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"},
+          tags=SERVE_TAGS, retry_policy=BUILD)
+@fail_fast_on_bad_input
 def trt_checkpoint(
     context: dg.AssetExecutionContext, config: CheckpointConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
 ) -> dg.MaterializeResult:
@@ -137,7 +140,9 @@ class BuildConfig(dg.Config):
     multiple_profiles: bool | None = None
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_checkpoint], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[trt_checkpoint], pool=GPU_POOL, kinds={"tensorrt"},
+          tags=SERVE_TAGS, retry_policy=BUILD)
+@fail_fast_on_bad_input
 def trt_engine(context: dg.AssetExecutionContext, config: BuildConfig, trtllm: TensorRTLLMResource) -> dg.MaterializeResult:
     """`trtllm-build` of the checkpoint into a TensorRT engine."""
     from june_pipelines.serving import trtllm as T
@@ -219,7 +224,9 @@ class DeploymentConfig(dg.Config):
     unload_first: bool = Field(default=True, description="Free GPU memory before loading the new model")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[triton_model_repository], pool=GPU_POOL, kinds={"triton"}, tags=SERVE_TAGS)
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[triton_model_repository], pool=GPU_POOL,
+          kinds={"triton"}, tags=SERVE_TAGS, retry_policy=SERVING)
+@fail_fast_on_bad_input
 def triton_deployment(context: dg.AssetExecutionContext, config: DeploymentConfig, triton: TritonResource) -> dg.MaterializeResult:
     """Load this model on the Triton server (explicit model control), unloading others; report the index."""
     from june_pipelines.serving.triton_deploy import DeployError
@@ -258,7 +265,9 @@ class TrtllmServeConfig(dg.Config):
     startup_timeout_s: float = Field(default=900.0, description="Model load and warm-up can take minutes")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"}, tags=SERVE_TAGS)
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, deps=[model_weights], pool=GPU_POOL, kinds={"tensorrt"},
+          tags=SERVE_TAGS, retry_policy=SERVING)
+@fail_fast_on_bad_input
 def trtllm_serve_deployment(
     context: dg.AssetExecutionContext, config: TrtllmServeConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
 ) -> dg.MaterializeResult:
