@@ -121,6 +121,7 @@ def test_a_missing_upstream_result_fails_at_once_without_retries(instance) -> No
 def test_policies_sit_on_the_steps_that_call_models_servers_or_docker() -> None:
     expected = {
         benchmarks.completions: MODEL_CALLS,
+        benchmarks.reference_outputs: SANDBOX,
         benchmarks.executions: SANDBOX,
         models.model_weights: SERVING,
         engines.trt_checkpoint: BUILD,
@@ -133,7 +134,7 @@ def test_policies_sit_on_the_steps_that_call_models_servers_or_docker() -> None:
     pure = [benchmarks.problems, benchmarks.pass_at_k, benchmarks.leaderboard, engines.triton_model_repository]
     assert all(asset.op.retry_policy is None for asset in pure)  # files in, files out: a retry repeats it
     checks = [benchmarks.completions_sample_counts, benchmarks.canonical_solutions_pass, benchmarks.pass_at_k_valid,
-              engines.repository_configs_parse]
+              benchmarks.pass_at_k_regression, engines.repository_configs_parse]
     assert all(check.op.retry_policy is None for check in checks)  # a failed check is a result, not retried
 
 
