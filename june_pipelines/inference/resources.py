@@ -15,6 +15,12 @@ from june_pipelines.inference.base import LLMClient
 from june_pipelines.registry import get_model
 
 
+def _env_resolved(value: str | None) -> str | None:
+    """A field's value where the resource is used outside a Dagster run (the bot CLI): there an
+    `EnvVar` field still holds the variable's name, and only a run resolves it."""
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
+
+
 class LLMResource(dg.ConfigurableResource):
     default_model: str = "smollm2"
 
@@ -70,7 +76,7 @@ class OpenAICompatLLMResource(LLMResource):
         return OpenAICompatClient(
             model=spec.name_for_server,
             base_url=self.base_url,
-            api_key=self.api_key,
+            api_key=_env_resolved(self.api_key),
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
             max_concurrency=self.max_concurrency,

@@ -1,55 +1,26 @@
 """The OpenAI-compatible backend against a real server: llama.cpp's, serving the bundled model."""
 
-import socket
-import subprocess
-import sys
 import time
 
-import httpx
 import pytest
+from llama_server import LlamaServer, free_port
 
 from june_pipelines.inference.base import ChatMessage, LLMError, SamplingParams
 from june_pipelines.inference.openai_compat import OpenAICompatClient
 from june_pipelines.inference.resources import OpenAICompatLLMResource
-from june_pipelines.registry import get_model
 
 API_KEY = "test-key-not-a-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory: pytest.TempPathFactory):
-    port = _free_port()
-    log = (tmp_path_factory.mktemp("llama_server") / "server.log").open("w+")  # a pipe would fill and block it
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(get_model("smollm2").gguf_path()),
-         "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "2048", "--chat_format", "chatml", "--api_key", API_KEY],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"llama_cpp.server exited: {log.read()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail("llama_cpp.server did not become ready in 90 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
-    log.close()
+    server = LlamaServer(free_port(), tmp_path_factory.mktemp("llama_server") / "server.log", api_key=API_KEY)
+    try:
+        server.start(timeout_s=90)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture
@@ -96,7 +67,7 @@ def test_wrong_api_key_fails_at_once_without_retries(server_url: str) -> None:
 
 
 def test_unreachable_server_retries_then_fails_clearly() -> None:
-    url = f"http://127.0.0.1:{_free_port()}/v1"
+    url = f"http://127.0.0.1:{free_port()}/v1"
     with OpenAICompatClient("smollm2", url, max_retries=2, backoff_s=0.05, timeout_s=2) as dead:
         with pytest.raises(LLMError, match="failed after 3 attempts: ConnectError"):
             dead.complete("hi", SamplingParams(max_tokens=2))
