@@ -8,7 +8,6 @@ Each asset is a short recipe over `june_pipelines.evals`; per-sample data goes t
 (`evals.store`), summaries, previews and plots to Dagster metadata.
 """
 
-import os
 import time
 
 import dagster as dg
@@ -27,6 +26,7 @@ from june_pipelines.evals.results import (
     settings_label,
 )
 from june_pipelines.evals.scoring import Sample, score
+from june_pipelines.evals.settings import EvalSettings
 from june_pipelines.evals.store import EvalStore, MissingResultError, all_summaries, run_key, write_parquet
 from june_pipelines.inference.resources import LLMResource
 from june_pipelines.paths import leaderboard_path
@@ -45,7 +45,6 @@ EVAL_TAGS = {"june/kind": "evaluation"}
 # The defaults `june demo`, `june eval run` and the UI's launch form share.
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_KS = [1, 10, 100]
-REGRESSION_SEVERITY_ENV = "JUNE_REGRESSION_GATE"  # "error" (default: the gate blocks) or "warn"
 
 
 def partition_store(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> EvalStore:
@@ -143,7 +142,8 @@ def problems(context: dg.AssetExecutionContext, config: ProblemsConfig) -> dg.Ma
     import pandas as pd
 
     store = partition_store(context)
-    tasks, few_shot = load_problems(store.benchmark, config.source, config.limit)
+    source = EvalSettings.from_env().source_for(store.benchmark, config.source)
+    tasks, few_shot = load_problems(store.benchmark, source, config.limit)
     path = store.write_problems(tasks, few_shot)
     preview = pd.DataFrame([{"task_id": p.task_id, "entry_point": p.entry_point} for p in tasks])
     return dg.MaterializeResult(
@@ -436,8 +436,8 @@ def pass_at_k_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
     store = partition_store(context)
     run, pointer = store.latest()
     baseline = store.baseline()
-    severity = (dg.AssetCheckSeverity.WARN if os.environ.get(REGRESSION_SEVERITY_ENV, "error").lower() == "warn"
-                else dg.AssetCheckSeverity.ERROR)
+    warn = EvalSettings.from_env().regression_severity == "warn"
+    severity = dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR
     if baseline is None:
         return dg.AssetCheckResult(passed=True, metadata={"baseline": "none recorded (june eval baseline MODEL BENCHMARK)"})
     base_run, base_sandbox = baseline

@@ -169,13 +169,14 @@ EVALPLUS_PYTHON = ".venv-evalplus/bin/python"
 def _bench_plus(kind: str, samples: int, source: str | None) -> None:
     """June vs EvalPlus on HumanEval+'s canonical solutions (scored as samples, base and plus)."""
     from june_pipelines.evals import references
-    from june_pipelines.evals.evalplus import SOURCE_ENV, load_evalplus
+    from june_pipelines.evals.evalplus import load_evalplus
     from june_pipelines.evals.scoring import Sample, score
+    from june_pipelines.evals.settings import EvalSettings
     from june_pipelines.paths import PROJECT_ROOT
     from june_pipelines.progress import Progress
     from june_pipelines.sandboxes.resources import sandbox_resource_for
 
-    source = source or os.environ.get(SOURCE_ENV["humanevalplus"])
+    source = EvalSettings.from_env().source_for("humanevalplus", source)
     if not source:
         raise click.UsageError("--source (HumanEvalPlus.jsonl[.gz]) or JUNE_HUMANEVALPLUS_SOURCE is required")
     evalplus_python = PROJECT_ROOT / EVALPLUS_PYTHON

@@ -89,8 +89,10 @@ def score_command(
     out = out or samples.with_name(samples.name + "_results.jsonl")
     _check_output(out, overwrite, samples)
     records = _read_jsonl(samples)
+    from june_pipelines.evals.settings import EvalSettings
+
     try:
-        problems, _ = load_problems(dataset, source or mbpp_source)
+        problems, _ = load_problems(dataset, EvalSettings.from_env().source_for(dataset, source or mbpp_source))
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     by_id = {p.task_id: p for p in problems}
@@ -394,12 +396,13 @@ def references_command(benchmark: str, source: str | None, sandbox_kind: str | N
     every canonical solution as a sample with them: the harness checking itself. JSON on the last line."""
     from june_pipelines.evals import references
     from june_pipelines.evals.datasets import DatasetError, load_problems
+    from june_pipelines.evals.settings import EvalSettings
     from june_pipelines.progress import Progress
     from june_pipelines.resources import sandbox_resource_from_env
     from june_pipelines.sandboxes.resources import sandbox_resource_for
 
     try:
-        problems, _ = load_problems(benchmark, source)
+        problems, _ = load_problems(benchmark, EvalSettings.from_env().source_for(benchmark, source))
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     resource = sandbox_resource_for(sandbox_kind) if sandbox_kind else sandbox_resource_from_env()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -14,7 +13,6 @@ BENCHMARKS: tuple[Benchmark, ...] = ("humaneval", "mbpp", "humanevalplus", "mbpp
 PLUS_BENCHMARKS: tuple[Benchmark, ...] = ("humanevalplus", "mbppplus")
 
 MBPP_HUB_ID = "google-research-datasets/mbpp"
-MBPP_SOURCE_ENV = "JUNE_MBPP_SOURCE"
 MBPP_TEST_IDS = range(11, 511)
 MBPP_FEW_SHOT_IDS = (2, 3, 4)
 
@@ -123,7 +121,7 @@ def _mbpp_rows(source: str) -> list[dict[str, Any]]:
         except Exception as exc:  # the hub raises many types; the message is what matters
             raise DatasetError(
                 f"could not load MBPP from {source!r} ({type(exc).__name__}: {exc}). Offline? "
-                f"Point {MBPP_SOURCE_ENV} or the asset's `source` at a local mbpp.jsonl."
+                f"Point JUNE_MBPP_SOURCE, --source or the asset's `source` at a local mbpp.jsonl."
             ) from exc
     return [dict(row) for row in dataset]
 
@@ -156,8 +154,9 @@ def _mbpp_problem(row: dict[str, Any], version: str = "") -> Problem:
 
 
 def load_mbpp(source: str | None = None, limit: int | None = None) -> tuple[list[Problem], list[Problem]]:
-    """The MBPP test split (task ids 11-510) and the three few-shot examples (tasks 2, 3, 4)."""
-    chosen = source or os.environ.get(MBPP_SOURCE_ENV) or MBPP_HUB_ID
+    """The MBPP test split (task ids 11-510) and the three few-shot examples (tasks 2, 3, 4), from
+    `source` (a local file or a hub id; default the hub)."""
+    chosen = source or MBPP_HUB_ID
     rows = {int(r["task_id"]): r for r in _mbpp_rows(chosen)}
     missing = [i for i in (*MBPP_FEW_SHOT_IDS, *MBPP_TEST_IDS) if i not in rows]
     if missing:

@@ -32,17 +32,16 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from june_pipelines.evals.datasets import DatasetError, Problem, file_sha256
+from june_pipelines.evals.settings import SOURCE_ENV
 from june_pipelines.sandboxes import wire
 from june_pipelines.sandboxes.base import CallsProgram, CallsResult, Status
 
-SOURCE_ENV = {"humanevalplus": "JUNE_HUMANEVALPLUS_SOURCE", "mbppplus": "JUNE_MBPPPLUS_SOURCE"}
 HUB_IDS = {"humanevalplus": "evalplus/humanevalplus", "mbppplus": "evalplus/mbppplus"}
 TASK_COUNTS = {"humanevalplus": 164, "mbppplus": 378}  # in the full releases (a subset file is fine too)
 
@@ -60,9 +59,10 @@ PASS, FAIL = "pass", "fail"
 # -- loading --------------------------------------------------------------------------------------
 
 def load_evalplus(benchmark: str, source: str | None = None) -> list[Problem]:
-    if benchmark not in SOURCE_ENV:
+    """The tasks from `source` (a release file or a hub id; default EvalPlus's hub dataset)."""
+    if benchmark not in HUB_IDS:
         raise DatasetError(f"{benchmark!r} is not an EvalPlus benchmark (humanevalplus, mbppplus)")
-    chosen = source or os.environ.get(SOURCE_ENV[benchmark]) or HUB_IDS[benchmark]
+    chosen = source or HUB_IDS[benchmark]
     path = Path(chosen).expanduser()
     if path.is_file():
         version = f"sha256:{file_sha256(path)[:16]}"
