@@ -279,7 +279,9 @@ def check_serving(features: Features) -> list[Check]:
 
 
 def _trtllm_local_check(need: bool, note: str) -> Check:
-    from june_pipelines.serving.trtllm import TRTLLM_VERSION, BuildError, check_version
+    from june_pipelines.serving.errors import BuildError
+    from june_pipelines.serving.versions import TRTLLM_RELEASE_LINE as TRTLLM_VERSION
+    from june_pipelines.serving.versions import check_version
 
     try:
         version = importlib.metadata.version("tensorrt_llm")
@@ -295,7 +297,8 @@ def _trtllm_local_check(need: bool, note: str) -> Check:
 
 
 def _trtllm_image_check(need: bool, note: str) -> Check:
-    from june_pipelines.serving.trtllm import DEFAULT_TRITON_IMAGE, TRTLLM_VERSION
+    from june_pipelines.serving.versions import DEFAULT_TRITON_IMAGE
+    from june_pipelines.serving.versions import TRTLLM_RELEASE_LINE as TRTLLM_VERSION
 
     image = DEFAULT_TRITON_IMAGE  # the version-matched container the docker runner builds in
     docker = shutil.which("docker")

@@ -44,8 +44,9 @@ def test_a_terminated_run_worker_is_retried_by_the_daemon_and_a_step_failure_is_
                               stdout=log, stderr=subprocess.STDOUT)
     try:
         for job in ("step_failure_job", "lost_worker_job"):  # the step failure first: processed first
-            subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", str(workspace), "-j", job],
-                           env=env, cwd=tmp_path, check=True, capture_output=True, timeout=180)
+            launched = subprocess.run([str(BIN / "dagster"), "job", "launch", "-w", str(workspace), "-j", job],
+                                      env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+            assert launched.returncode == 0, (launched.stdout + launched.stderr)[-3000:]
         with dg.DagsterInstance.get() as instance:
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:

@@ -5,16 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from registry_support import write_registry
 
 from june_pipelines import registry
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def write_registry(path: Path, models: dict) -> Path:
-    path.write_text(yaml.safe_dump({"models": models}))
-    return path
 
 
 @pytest.fixture

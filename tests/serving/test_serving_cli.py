@@ -189,7 +189,7 @@ def test_unreachable_server_is_one_line_and_exit_1(command):
 
 def test_triton_repo_applies_the_registry_settings(tmp_path, monkeypatch):
     """`june triton repo` writes what the asset writes: the registry's triton.repository settings."""
-    from conftest import write_registry
+    from registry_support import write_registry
 
     from june_pipelines import registry
     from june_pipelines.serving.pbtxt import validate
@@ -239,7 +239,7 @@ def test_triton_repo_applies_the_registry_settings(tmp_path, monkeypatch):
 
 
 def test_triton_repo_refuses_tensor_parallelism(tmp_path, monkeypatch):
-    from conftest import write_registry
+    from registry_support import write_registry
 
     from june_pipelines import registry
 
