@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
+from fake_cdn import FakeCDN
 from fake_telegram_api import FakeBotAPI
 
 
@@ -47,6 +48,15 @@ def make_pipeline(speech_models, smollm2_client, tmp_path: Path):
 async def api():
     """A fake Telegram Bot API server on loopback, one per test."""
     server = FakeBotAPI()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest_asyncio.fixture
+async def cdn():
+    """A loopback file server for attachment downloads (counts the bytes it sent)."""
+    server = FakeCDN()
     await server.start()
     yield server
     await server.stop()
