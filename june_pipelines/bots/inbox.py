@@ -234,6 +234,7 @@ class _Postgres(_Backend):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        self.closed = False
         self.conn = self._connect()
 
     def _connect(self) -> Any:
@@ -246,6 +247,8 @@ class _Postgres(_Backend):
         return redacted(self.url)
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
+        if self.closed:
+            raise RuntimeError("the inbox is closed")
         if self.conn.closed:  # the server went away since the last statement: connect again
             self.conn = self._connect()
         cursor = self.conn.cursor()
@@ -277,6 +280,7 @@ class _Postgres(_Backend):
                 self.execute("UPDATE bot_inbox_schema SET version=?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
+        self.closed = True
         self.conn.close()
 
 

@@ -5,7 +5,7 @@ python-telegram-bot, httpx and httpcore log those URLs at INFO or DEBUG. A filte
 or one handler misses records of other loggers and handlers added later, so June installs a log
 record factory instead: the message (with its arguments), the exception text and the stack are
 redacted before any handler sees the record. Known secret values are replaced exactly; anything
-shaped like a Telegram token in a Bot API URL is replaced too.
+shaped like a Telegram token, and the password of a `scheme://user:password@host` URL, too.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ import traceback
 from typing import Any
 
 MASK = "***"
-# `/bot<digits>:<secret>` in a Bot API or file URL, and bare Telegram tokens.
-_TOKEN_PATTERNS = (
-    re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+"),
-    re.compile(r"\b\d{6,}:[A-Za-z0-9_-]{30,}\b"),
-)
+# `/bot<digits>:<secret>` in a Bot API or file URL, bare Telegram tokens, passwords in URLs.
+_BOT_URL = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")
+_BARE_TOKEN = re.compile(r"\b\d{6,}:[A-Za-z0-9_-]{30,}\b")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -44,8 +43,9 @@ def redact(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _TOKEN_PATTERNS[0].sub(r"\1" + MASK, text)
-    return _TOKEN_PATTERNS[1].sub(MASK, text)
+    text = _BOT_URL.sub(r"\1" + MASK, text)
+    text = _BARE_TOKEN.sub(MASK, text)
+    return _URL_PASSWORD.sub(r"\1" + MASK + "@", text)
 
 
 def _redact_record(record: logging.LogRecord) -> None:

@@ -104,7 +104,8 @@ async def test_per_chat_rate_limit(api, make_pipeline, tmp_path):
         await gw.stop()
     texts = [c.params["text"] for c in api.sent("sendMessage", ALICE)]
     assert sum("faster than I can answer" in t for t in texts) == 1  # one note per window, not per message
-    assert sorted(i.status for i in inbox.items() if i.user_id == str(ALICE)) == ["done", "done", "rate_limited", "rate_limited"]
+    statuses = sorted(i.status for i in inbox.items() if i.user_id == str(ALICE))
+    assert statuses == ["done", "done", "rate_limited", "rate_limited"]
 
 
 async def test_oversized_and_corrupt_audio_get_clear_replies(api, make_pipeline, spoken_question, tmp_path):
