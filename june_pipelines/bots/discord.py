@@ -265,15 +265,25 @@ class DiscordGateway:
 
         return isinstance(message.channel, discord.DMChannel) or str(message.channel.id) in self.config.allowed_channels
 
-    async def handle_message(self, message: discord.Message) -> None:
+    def _incoming(self, message: discord.Message) -> Incoming | None:
+        """The message as the core sees it; None for messages that are not for June."""
         if message.author.bot or (self.bot_user_id is not None and message.author.id == self.bot_user_id):
-            return
+            return None
         if not self._served_channel(message):
-            return
+            return None
         att = voice_attachment(message)
         if att is None and not message.content.strip():
-            return
+            return None
         self.adapter.remember(message.channel)
-        incoming = Incoming(str(message.id), str(message.channel.id), str(message.author.id),
-                            "voice" if att else "text", message_payload(message))
-        await self.core.spawn(self.core.handle(incoming))
+        return Incoming(str(message.id), str(message.channel.id), str(message.author.id),
+                        "voice" if att else "text", message_payload(message))
+
+    async def handle_message(self, message: discord.Message) -> None:
+        try:
+            incoming = self._incoming(message)
+        except Exception as exc:  # discord.py parsed it, but fields June needs are missing or malformed
+            log.warning("skipping a Discord message June cannot handle (%s)", type(exc).__name__)
+            self.core.metrics.bad_update()
+            return
+        if incoming is not None:
+            await self.core.spawn(self.core.handle(incoming))
