@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from june_pipelines.bots.common import ChatRateLimiter
 from june_pipelines.bots.download import too_large
 from june_pipelines.bots.inbox import Inbox, InboxItem
+from june_pipelines.bots.redaction import redact
 from june_pipelines.bots.settings import LIMITS, GatewayConfig, PlatformLimits
 from june_pipelines.voice.audio import AudioError
 
@@ -155,8 +156,9 @@ def _record_text(adapter: PlatformAdapter, inbox: Inbox, item: InboxItem, part: 
 
 
 def _one_line(exc: BaseException) -> str:
+    """The error as one line, secrets masked: it is stored as a dead letter's reason and shown by the CLI."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
+    return redact(f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__)
 
 
 class GatewayCore:
