@@ -44,7 +44,9 @@ def run_failure_text(context: dg.RunFailureSensorContext, ops: OpsChatResource) 
     failures = context.get_step_failure_events()
     if failures:
         step = failures[0]
-        error = step.event_specific_data.error if step.event_specific_data is not None else None  # type: ignore[union-attr]
+        error = getattr(step.event_specific_data, "error", None)
+        while error is not None and error.cause is not None:  # Dagster wraps the user's exception
+            error = error.cause
         what = f"step {step.step_key}: {_first_line(error.message if error else '')}"
         if len(failures) > 1:
             what += f" (+{len(failures) - 1} more step(s))"

@@ -318,11 +318,11 @@ class Inbox:
         lease_s: float | None = None,
         url: str | None = None,
     ) -> None:
-        pg = None if path else postgres_url(url)
-        self._db: _Backend = _Postgres(pg) if pg else _SQLite(Path(path) if path else default_inbox_path())
+        self.lease_s = lease_s if lease_s is not None else inbox_lease_s()  # settings first: fail before opening
         self.owner = owner or f"{os.uname().nodename}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.max_attempts = max_attempts
-        self.lease_s = lease_s if lease_s is not None else inbox_lease_s()
+        pg = None if path else postgres_url(url)
+        self._db: _Backend = _Postgres(pg) if pg else _SQLite(Path(path) if path else default_inbox_path())
         try:
             self._db.ensure_schema()
         except BaseException:

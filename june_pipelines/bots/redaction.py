@@ -18,7 +18,7 @@ from typing import Any
 
 MASK = "***"
 # `/bot<digits>:<secret>` in a Bot API or file URL, bare Telegram tokens, passwords in URLs.
-_BOT_URL = re.compile(r"(/bot)\d+:[A-Za-z0-9_-]+")
+_BOT_URL = re.compile(r"(\bbot)\d+:[A-Za-z0-9_-]+")
 _BARE_TOKEN = re.compile(r"\b\d{6,}:[A-Za-z0-9_-]{30,}\b")
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
 

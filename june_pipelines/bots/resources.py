@@ -57,7 +57,11 @@ class ChatClientResource(dg.ConfigurableResource):
         asyncio.run(send())
 
     def post(self, chat_id: str, text: str) -> str:
-        """Post `text` to a chat; the platform's message id."""
+        """Post `text` to a chat, with every secret masked (this client's token included); the message id."""
+        from june_pipelines.bots.redaction import redact, register_secret
+
+        register_secret(getattr(self, "token", None))
+        text = redact(text)
 
         async def send() -> str:
             async with self.adapter() as adapter:

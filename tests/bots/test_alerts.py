@@ -1,0 +1,126 @@
+"""Ops alerts through the bots' own Telegram client resource, against the fake Bot API: one message
+per failed run and per failed regression check, none for successes, no secret in the text."""
+
+from __future__ import annotations
+
+import asyncio
+
+import dagster as dg
+import pytest
+from fake_telegram_api import TOKEN
+
+from june_pipelines.bots.alerts import alert_sensors
+from june_pipelines.bots.resources import platform_clients
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+OPS_CHAT = -100123
+PARTITION = "smollm2|humaneval"
+PASSWORD = "hunter2-db-password"
+SENSORS = {s.name: s for s in alert_sensors}
+
+
+@pytest.fixture
+def ops_resources(api, monkeypatch):
+    """The resources the bots' defs bind, resolved from the environment as a deployment would."""
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
+    monkeypatch.setenv("TELEGRAM_API_BASE_URL", api.base_url)
+    monkeypatch.setenv("JUNE_ALERT_TELEGRAM_CHAT_ID", str(OPS_CHAT))
+    monkeypatch.setenv("JUNE_WEBSERVER_URL", "http://dagster.example:3000/")
+    return {"telegram_ops": platform_clients()["telegram_ops"]}
+
+
+def tick(sensor: dg.SensorDefinition, instance, resources, cursor, definitions=None):
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
+                                 definitions=definitions) as context:
+        return sensor.evaluate_tick(context)
+
+
+@dg.op
+def load_weights() -> None:
+    raise RuntimeError(f"cannot reach postgresql://june:{PASSWORD}@db:5432/june (bot{TOKEN})\nsecond line")
+
+
+@dg.op
+def fine() -> None:
+    pass
+
+
+@dg.job(tags={"dagster/partition": PARTITION})
+def broken_job() -> None:
+    load_weights()
+
+
+@dg.job
+def healthy_job() -> None:
+    fine()
+
+
+async def test_one_message_per_failed_run_none_for_successes(api, ops_resources):
+    sensor = SENSORS["telegram_run_failure_alert"]
+    assert sensor.default_status == dg.DefaultSensorStatus.STOPPED  # on only where an ops chat is configured
+    instance = dg.DagsterInstance.ephemeral()
+    first = await asyncio.to_thread(tick, sensor, instance, ops_resources, None)  # starts from now
+    await asyncio.to_thread(healthy_job.execute_in_process, instance=instance)
+    failed = await asyncio.to_thread(broken_job.execute_in_process, instance=instance, raise_on_error=False)
+    await asyncio.to_thread(healthy_job.execute_in_process, instance=instance)
+    second = await asyncio.to_thread(tick, sensor, instance, ops_resources, first.cursor)
+    third = await asyncio.to_thread(tick, sensor, instance, ops_resources, second.cursor)
+    assert not failed.success and third.cursor == second.cursor
+    (message,) = api.sent("sendMessage")
+    assert int(message.params["chat_id"]) == OPS_CHAT
+    text = message.params["text"]
+    assert "job: broken_job" in text and f"partition: {PARTITION}" in text
+    assert "failed: step load_weights: RuntimeError: cannot reach postgresql://june:***@db:5432/june" in text
+    assert f"http://dagster.example:3000/runs/{failed.run_id}" in text
+    assert PASSWORD not in text and TOKEN not in text and TOKEN.split(":")[1] not in text
+    assert "second line" not in text
+
+
+REGRESSION = {"passed": True}
+
+
+@dg.asset
+def pass_at_k_tiny() -> float:
+    return 0.2
+
+
+@dg.asset_check(asset=pass_at_k_tiny, name="pass_at_k_regression")
+def pass_at_k_regression() -> dg.AssetCheckResult:
+    passed = REGRESSION["passed"]
+    return dg.AssetCheckResult(
+        passed=passed, metadata={"pass@1": 0.2, "baseline": 0.4},
+        description=None if passed else f"pass@1 fell from 0.40 to 0.20 (baseline read with {TOKEN})",
+    )
+
+
+@dg.asset_check(asset=pass_at_k_tiny, name="rows_present")
+def rows_present() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False)  # fails, but is not the regression gate
+
+
+async def test_one_message_per_failed_regression_check(api, ops_resources):
+    sensor = SENSORS["telegram_regression_alert"]
+    definitions = dg.Definitions(assets=[pass_at_k_tiny], asset_checks=[pass_at_k_regression, rows_present],
+                                 sensors=[sensor])
+    instance = dg.DagsterInstance.ephemeral()
+
+    def materialize() -> dg.ExecuteInProcessResult:
+        return dg.materialize([pass_at_k_tiny, pass_at_k_regression, rows_present], instance=instance,
+                              tags={"dagster/partition/model": "smollm2", "dagster/partition/benchmark": "humaneval"})
+
+    REGRESSION["passed"] = False
+    await asyncio.to_thread(materialize)  # before the sensor's first tick: not reported
+    first = await asyncio.to_thread(tick, sensor, instance, ops_resources, None, definitions)
+    REGRESSION["passed"] = True
+    await asyncio.to_thread(materialize)
+    REGRESSION["passed"] = False
+    failing = await asyncio.to_thread(materialize)
+    second = await asyncio.to_thread(tick, sensor, instance, ops_resources, first.cursor, definitions)
+    await asyncio.to_thread(tick, sensor, instance, ops_resources, second.cursor, definitions)
+    assert failing.success  # a failed check does not fail the run: a run-failure sensor would miss it
+    (message,) = api.sent("sendMessage")
+    text = message.params["text"]
+    assert text.startswith("June: regression check failed")
+    assert "check: pass_at_k_regression on pass_at_k_tiny" in text and "pass@1 fell from 0.40 to 0.20" in text
+    assert "partition: benchmark" not in text and "humaneval" in text
+    assert f"/runs/{failing.run_id}" in text and TOKEN not in text
