@@ -124,3 +124,37 @@ async def test_one_message_per_failed_regression_check(api, ops_resources):
     assert "check: pass_at_k_regression on pass_at_k_tiny" in text and "pass@1 fell from 0.40 to 0.20" in text
     assert "partition: benchmark" not in text and "humaneval" in text
     assert f"/runs/{failing.run_id}" in text and TOKEN not in text
+
+
+async def test_discord_alerts_go_through_the_discord_client_resource(monkeypatch):
+    """The same alert text through discord.py's REST client (Discord's servers replaced at its HTTP boundary)."""
+    import discord
+    from test_discord import ALICE, BOT, message_payload
+
+    requests: list[tuple[str, str, dict | None]] = []
+
+    async def request(self, route, **kwargs):
+        requests.append((route.method, route.path, kwargs.get("json")))
+        if route.path == "/users/@me":
+            return BOT
+        if route.path == "/oauth2/applications/@me":
+            return {"id": BOT["id"], "name": "june", "description": "", "icon": None, "bot_public": False,
+                    "bot_require_code_grant": False, "owner": ALICE, "verify_key": "k", "flags": 0}
+        if route.method == "GET" and route.path == "/channels/{channel_id}":
+            return {"id": "777", "type": 1, "recipients": [ALICE], "last_message_id": None}
+        if route.method == "POST" and route.path.endswith("/messages"):
+            return message_payload("9001", BOT, (kwargs.get("json") or {}).get("content") or "")
+        return None
+
+    monkeypatch.setattr(discord.http.HTTPClient, "request", request)
+    monkeypatch.setenv("DISCORD_BOT_TOKEN", "discord-secret-token-value")
+    monkeypatch.setenv("JUNE_ALERT_DISCORD_CHANNEL_ID", "777")
+    ops = platform_clients()["discord_ops"]
+    sensor = SENSORS["discord_run_failure_alert"]
+    instance = dg.DagsterInstance.ephemeral()
+    first = await asyncio.to_thread(tick, sensor, instance, {"discord_ops": ops}, None)
+    failed = await asyncio.to_thread(broken_job.execute_in_process, instance=instance, raise_on_error=False)
+    await asyncio.to_thread(tick, sensor, instance, {"discord_ops": ops}, first.cursor)
+    (posted,) = [body for method, path, body in requests if method == "POST" and path.endswith("/messages")]
+    assert posted["content"].startswith("June: run failed") and f"/runs/{failed.run_id}" in posted["content"]
+    assert PASSWORD not in posted["content"] and TOKEN not in posted["content"]
