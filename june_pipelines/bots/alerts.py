@@ -2,7 +2,8 @@
 
 Two sensors per platform, both off by default (turn on those of the platforms you configured):
 
-- `<platform>_run_failure_alert`: a run-failure sensor; one message per failed run.
+- `<platform>_run_failure_alert`: a run-failure sensor; one message per failed run (except a run
+  failed only by blocking regression checks: the regression alert reports those, once).
 - `<platform>_regression_alert`: one message per failed evaluation of an asset check whose name
   contains "regression" (the evaluation regression gate, `pass_at_k_regression`). A check can
   fail in a run that succeeds, so this reads the checks' execution history, not run failures.
@@ -39,14 +40,37 @@ def _partition(tags: dict[str, str], partition: str | None = None) -> str:
     return "|".join(v for _, v in dims) or "-"
 
 
-def run_failure_text(context: dg.RunFailureSensorContext, ops: OpsChatResource) -> str:
+def _root_error(step: Any) -> Any:
+    error = getattr(step.event_specific_data, "error", None)
+    while error is not None and error.cause is not None:  # Dagster wraps the user's exception
+        error = error.cause
+    return error
+
+
+def failed_only_by_regression_checks(failures: list[Any]) -> bool:
+    """Every failed step is a blocking check failure, and every check named is a regression check."""
+    if not failures:
+        return False
+    for step in failures:
+        error = _root_error(step)
+        if error is None or error.cls_name != "DagsterAssetCheckFailedError":
+            return False
+        # "N blocking asset check(s) failed with ERROR severity:\nasset: check_a,check_b"
+        checks = [name for line in error.message.splitlines()[1:] for name in line.rpartition(": ")[2].split(",")]
+        if not checks or not all(REGRESSION_MARK in name for name in checks):
+            return False
+    return True
+
+
+def run_failure_text(context: dg.RunFailureSensorContext, ops: OpsChatResource) -> str | None:
+    """The alert for a failed run; None when the regression alert already covers it."""
     run = context.dagster_run
-    failures = context.get_step_failure_events()
+    failures = list(context.get_step_failure_events())
+    if failed_only_by_regression_checks(failures):
+        return None
     if failures:
         step = failures[0]
-        error = getattr(step.event_specific_data, "error", None)
-        while error is not None and error.cause is not None:  # Dagster wraps the user's exception
-            error = error.cause
+        error = _root_error(step)
         what = f"step {step.step_key}: {_first_line(error.message if error else '')}"
         if len(failures) > 1:
             what += f" (+{len(failures) - 1} more step(s))"
@@ -123,7 +147,8 @@ def _platform_sensors(platform: str) -> list[dg.SensorDefinition]:
         @dg.run_failure_sensor(name="telegram_run_failure_alert", minimum_interval_seconds=30)
         def telegram_run_failure_alert(context: dg.RunFailureSensorContext, telegram_ops: OpsChatResource) -> None:
             """Tell the Telegram ops chat that a run failed."""
-            telegram_ops.post(run_failure_text(context, telegram_ops))
+            if (text := run_failure_text(context, telegram_ops)) is not None:
+                telegram_ops.post(text)
 
         @dg.sensor(name="telegram_regression_alert", minimum_interval_seconds=30)
         def telegram_regression_alert(
@@ -137,7 +162,8 @@ def _platform_sensors(platform: str) -> list[dg.SensorDefinition]:
     @dg.run_failure_sensor(name="discord_run_failure_alert", minimum_interval_seconds=30)
     def discord_run_failure_alert(context: dg.RunFailureSensorContext, discord_ops: OpsChatResource) -> None:
         """Tell the Discord ops channel that a run failed."""
-        discord_ops.post(run_failure_text(context, discord_ops))
+        if (text := run_failure_text(context, discord_ops)) is not None:
+            discord_ops.post(text)
 
     @dg.sensor(name="discord_regression_alert", minimum_interval_seconds=30)
     def discord_regression_alert(

@@ -126,6 +126,33 @@ async def test_one_message_per_failed_regression_check(api, ops_resources):
     assert f"/runs/{failing.run_id}" in text and TOKEN not in text
 
 
+@dg.asset
+def pass_at_k_gated() -> float:
+    return 0.1
+
+
+@dg.asset_check(asset=pass_at_k_gated, name="pass_at_k_regression", blocking=True)
+def gated_regression() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, description="pass@1 fell from 0.40 to 0.10")
+
+
+async def test_a_run_failed_by_the_blocking_regression_gate_is_reported_once(api, ops_resources):
+    """The gate fails its run: the regression alert says so, the run-failure alert stays quiet."""
+    definitions = dg.Definitions(assets=[pass_at_k_gated], asset_checks=[gated_regression])
+    instance = dg.DagsterInstance.ephemeral()
+    run_failure, regression = SENSORS["telegram_run_failure_alert"], SENSORS["telegram_regression_alert"]
+    cursors = [(await asyncio.to_thread(tick, s, instance, ops_resources, None, definitions)).cursor
+               for s in (run_failure, regression)]
+    failed = await asyncio.to_thread(dg.materialize, [pass_at_k_gated, gated_regression], instance=instance,
+                                     raise_on_error=False)
+    for sensor, cursor in zip((run_failure, regression), cursors, strict=True):
+        await asyncio.to_thread(tick, sensor, instance, ops_resources, cursor, definitions)
+    assert not failed.success
+    (message,) = api.sent("sendMessage")
+    assert message.params["text"].startswith("June: regression check failed")
+    assert "pass@1 fell from 0.40 to 0.10" in message.params["text"]
+
+
 async def test_discord_alerts_go_through_the_discord_client_resource(monkeypatch):
     """The same alert text through discord.py's REST client (Discord's servers replaced at its HTTP boundary)."""
     import discord
