@@ -9,6 +9,23 @@ from aiohttp import web
 CHUNK = 64 * 1024
 
 
+async def stream(request: web.Request, data: bytes, served: dict[str, int], key: str) -> web.StreamResponse:
+    """Send `data` in chunks without a Content-Length, counting in `served[key]` what was written
+    before the client hung up (a client that stops reading early leaves the count short)."""
+    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    await response.prepare(request)
+    served[key] = 0
+    try:
+        for start in range(0, len(data), CHUNK):
+            await response.write(data[start:start + CHUNK])
+            served[key] += len(data[start:start + CHUNK])
+            await asyncio.sleep(0)
+    except (ConnectionResetError, asyncio.CancelledError):
+        return response
+    await response.write_eof()
+    return response
+
+
 class FakeCDN:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
@@ -38,15 +55,4 @@ class FakeCDN:
         data = self.files.get(name)
         if data is None:
             return web.Response(status=404)
-        response = web.StreamResponse()  # chunked: no Content-Length the client could check first
-        await response.prepare(request)
-        self.served[name] = 0
-        try:
-            for start in range(0, len(data), CHUNK):
-                await response.write(data[start:start + CHUNK])
-                self.served[name] += len(data[start:start + CHUNK])
-                await asyncio.sleep(0)
-        except (ConnectionResetError, asyncio.CancelledError):
-            return response
-        await response.write_eof()
-        return response
+        return await stream(request, data, self.served, name)

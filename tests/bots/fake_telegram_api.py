@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from fake_cdn import stream
 
 TOKEN = "123456:TEST-token"
 
@@ -195,17 +196,5 @@ class FakeBotAPI:
         path = request.match_info["path"]
         for p, data in self.files.values():
             if p == path:
-                response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
-                await response.prepare(request)
-                self.served[path] = 0
-                chunk = 64 * 1024
-                try:
-                    for start in range(0, len(data), chunk):
-                        await response.write(data[start:start + chunk])
-                        self.served[path] += len(data[start:start + chunk])
-                        await asyncio.sleep(0)
-                except (ConnectionResetError, asyncio.CancelledError):
-                    return response
-                await response.write_eof()
-                return response
+                return await stream(request, data, self.served, path)
         return web.Response(status=404)

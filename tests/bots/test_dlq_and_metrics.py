@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
 from fake_telegram_api import TOKEN
-from postgres_support import fresh_database
 from prometheus_client.parser import text_string_to_metric_families
 
 from june_pipelines.bots.core import FAILURE
@@ -23,15 +20,6 @@ from june_pipelines.cli import main as june
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 ALICE, BOB, MALLORY = 111, 222, 333
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def inbox_target(request, tmp_path: Path) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield {"path": str(tmp_path / "inbox.sqlite")}
-    else:
-        with fresh_database("june_dlq") as url:
-            yield {"url": url}
 
 
 def cli_args(target: dict[str, str]) -> tuple[list[str], dict[str, str]]:

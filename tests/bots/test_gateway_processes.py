@@ -13,22 +13,12 @@ from pathlib import Path
 
 import pytest
 from fake_telegram_api import TOKEN
-from postgres_support import fresh_database
 from processes import GatewayProcess, ThreadedBotAPI, free_port, gateway_env
 
 from june_pipelines.bots.inbox import Inbox
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def inbox_target(request, tmp_path: Path) -> Iterator[dict[str, str]]:
-    if request.param == "sqlite":
-        yield {"path": str(tmp_path / "inbox.sqlite")}
-    else:
-        with fresh_database("june_gateways") as url:
-            yield {"url": url}
 
 
 @pytest.fixture

@@ -8,39 +8,24 @@ import multiprocessing
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-from postgres_support import fresh_database
 
 from june_pipelines.bots.inbox import Inbox
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def target(request, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """Keyword arguments that open one shared inbox: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield {"path": str(tmp_path / "inbox.sqlite")}
-    else:
-        with fresh_database("june_inbox") as url:
-            yield {"url": url}
-
-
-def test_backend_is_chosen_by_postgres_url(target, monkeypatch, tmp_path):
-    if "url" in target:
-        monkeypatch.setenv("JUNE_POSTGRES_URL", target["url"])
+def test_backend_is_chosen_by_postgres_url(inbox_target, monkeypatch, tmp_path):
+    if "url" in inbox_target:
+        monkeypatch.setenv("JUNE_POSTGRES_URL", inbox_target["url"])
         with Inbox() as inbox:
             assert inbox.backend == "postgresql" and "june_inbox" in inbox.location
     else:
         monkeypatch.delenv("JUNE_POSTGRES_URL", raising=False)
-        monkeypatch.setenv("JUNE_INBOX_DB", target["path"])
+        monkeypatch.setenv("JUNE_INBOX_DB", inbox_target["path"])
         with Inbox() as inbox:
-            assert inbox.backend == "sqlite" and inbox.location == target["path"]
+            assert inbox.backend == "sqlite" and inbox.location == inbox_target["path"]
 
 
-def test_receive_is_idempotent_and_a_lease_keeps_others_out(target):
-    with Inbox(owner="a", lease_s=0.5, **target) as a, Inbox(owner="b", lease_s=0.5, **target) as b:
+def test_receive_is_idempotent_and_a_lease_keeps_others_out(inbox_target):
+    with Inbox(owner="a", lease_s=0.5, **inbox_target) as a, Inbox(owner="b", lease_s=0.5, **inbox_target) as b:
         first = a.receive("telegram", "1", 5, 6, "text", {"message": {"text": "hi"}})
         again = b.receive("telegram", "1", 5, 6, "text", {})
         assert first.is_new and not again.is_new and again.payload == {"message": {"text": "hi"}}
@@ -62,14 +47,14 @@ def test_receive_is_idempotent_and_a_lease_keeps_others_out(target):
         assert item.status == "done" and item.attempts == 2 and item.result == {"reply": "hello"}
 
 
-def test_failed_turns_are_retried_then_dead_lettered_and_can_be_retried_by_hand(target):
-    with Inbox(owner="a", max_attempts=2, **target) as inbox:
+def test_failed_turns_are_retried_then_dead_lettered_and_can_be_retried_by_hand(inbox_target):
+    with Inbox(owner="a", max_attempts=2, **inbox_target) as inbox:
         inbox.receive("discord", "9", 1, 2, "text", {})
         assert inbox.claim("discord", "9")
         assert inbox.release("discord", "9", "RuntimeError: model server down", retry_in_s=60) == "queued"
         assert not inbox.claim("discord", "9")  # not before its retry time
         assert not inbox.sweep("discord").ready
-        with Inbox(owner="b", max_attempts=2, **target) as other:
+        with Inbox(owner="b", max_attempts=2, **inbox_target) as other:
             other._run("UPDATE bot_messages SET available_at = 0")  # the backoff has passed
             (ready,) = other.sweep("discord").ready
             assert other.claim("discord", "9")
@@ -84,8 +69,8 @@ def test_failed_turns_are_retried_then_dead_lettered_and_can_be_retried_by_hand(
         assert inbox.claim("discord", "9")
 
 
-def test_an_owner_that_keeps_dying_makes_a_dead_letter(target):
-    with Inbox(owner="x", max_attempts=2, lease_s=0.1, **target) as inbox:
+def test_an_owner_that_keeps_dying_makes_a_dead_letter(inbox_target):
+    with Inbox(owner="x", max_attempts=2, lease_s=0.1, **inbox_target) as inbox:
         inbox.receive("telegram", "3", 1, 2, "voice", {})
         for _ in range(2):
             assert inbox.claim("telegram", "3")  # ... and the process dies mid-turn
@@ -96,8 +81,8 @@ def test_an_owner_that_keeps_dying_makes_a_dead_letter(target):
         assert inbox.sweep("telegram").dead == []  # reported once
 
 
-def test_hand_over_numbers_increase_and_runs_start_once(target):
-    with Inbox(**target) as inbox:
+def test_hand_over_numbers_increase_and_runs_start_once(inbox_target):
+    with Inbox(**inbox_target) as inbox:
         for mid in ("1", "2", "3"):
             inbox.receive("telegram", mid, 1, 1, "text", {})
             assert inbox.claim("telegram", mid)
@@ -110,8 +95,8 @@ def test_hand_over_numbers_increase_and_runs_start_once(target):
         assert inbox.finish("telegram", "2", "done")
 
 
-def test_pending_depth_and_age(target):
-    with Inbox(**target) as inbox:
+def test_pending_depth_and_age(inbox_target):
+    with Inbox(**inbox_target) as inbox:
         assert inbox.pending("telegram") == (0, 0.0)
         inbox.receive("telegram", "1", 1, 1, "text", {})
         time.sleep(0.3)
@@ -123,8 +108,8 @@ def test_pending_depth_and_age(target):
         assert inbox.pending("telegram")[0] == 1
 
 
-def test_sent_parts_are_recorded_once_and_checked_against_limits(target):
-    with Inbox(**target) as inbox:
+def test_sent_parts_are_recorded_once_and_checked_against_limits(inbox_target):
+    with Inbox(**inbox_target) as inbox:
         inbox.receive("telegram", "1", 5, 5, "text", {})
         assert inbox.record_sent("telegram", "1", "text:0", "text", 5, text="x" * 10) == []
         problems = inbox.record_sent("telegram", "1", "text:0", "text", 5, text="x" * 5000)
@@ -135,8 +120,8 @@ def test_sent_parts_are_recorded_once_and_checked_against_limits(target):
         assert inbox.already_sent("telegram", "1") == {"text:0", "voice"}
 
 
-def test_closing_releases_the_connection(target):
-    inbox = Inbox(**target)
+def test_closing_releases_the_connection(inbox_target):
+    inbox = Inbox(**inbox_target)
     with inbox:
         assert inbox.ping()
     assert not inbox.ping()
@@ -182,9 +167,9 @@ def test_an_inbox_file_from_before_leases_is_migrated(tmp_path):
         assert again.get("telegram", "5:1").status == "processing"
 
 
-def test_claims_race_between_threads(target):
+def test_claims_race_between_threads(inbox_target):
     """Eight workers with their own connections claim the same 40 messages: each is claimed once."""
-    with Inbox(**target) as setup:
+    with Inbox(**inbox_target) as setup:
         for i in range(40):
             setup.receive("telegram", str(i), 1, 1, "text", {})
         setup._run("UPDATE bot_messages SET status='queued', owner=''")
@@ -193,7 +178,7 @@ def test_claims_race_between_threads(target):
     barrier = threading.Barrier(8)
 
     def worker(n: int) -> None:
-        with Inbox(owner=f"w{n}", **target) as inbox:
+        with Inbox(owner=f"w{n}", **inbox_target) as inbox:
             barrier.wait()
             for i in range(40):
                 if inbox.claim("telegram", str(i)):
@@ -208,8 +193,8 @@ def test_claims_race_between_threads(target):
     assert sorted(mid for _, mid in won) == sorted(str(i) for i in range(40))
 
 
-def _claim_all(target: dict[str, str], owner: str, start: multiprocessing.synchronize.Event, out) -> None:
-    with Inbox(owner=owner, **target) as inbox:
+def _claim_all(inbox_target: dict[str, str], owner: str, start: multiprocessing.synchronize.Event, out) -> None:
+    with Inbox(owner=owner, **inbox_target) as inbox:
         start.wait()
         mine = [str(i) for i in range(60) if inbox.claim("telegram", str(i))]
         for mid in mine:
@@ -217,16 +202,16 @@ def _claim_all(target: dict[str, str], owner: str, start: multiprocessing.synchr
     out.put(mine)
 
 
-def test_claims_and_hand_overs_race_between_processes(target):
+def test_claims_and_hand_overs_race_between_processes(inbox_target):
     """Four processes (as four gateways on four hosts would): every message claimed once, and the
     hand-over numbers the sensor's cursor follows are unique and gap-free."""
-    with Inbox(**target) as setup:
+    with Inbox(**inbox_target) as setup:
         for i in range(60):
             setup.receive("telegram", str(i), 1, 1, "text", {})
         setup._run("UPDATE bot_messages SET status='queued', owner=''")
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(target, f"p{n}", start, out)) for n in range(4)]
+    procs = [ctx.Process(target=_claim_all, args=(inbox_target, f"p{n}", start, out)) for n in range(4)]
     for p in procs:
         p.start()
     start.set()
@@ -235,6 +220,6 @@ def test_claims_and_hand_overs_race_between_processes(target):
         p.join(60)
         assert p.exitcode == 0
     assert sorted(claimed, key=int) == [str(i) for i in range(60)]
-    with Inbox(**target) as inbox:
+    with Inbox(**inbox_target) as inbox:
         seqs = [seq for seq, _ in inbox.handed_over_after(0, limit=1000)]
     assert seqs == list(range(1, 61))
