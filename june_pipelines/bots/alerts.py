@@ -14,6 +14,7 @@ Messages go through the same platform clients the bots use (`OpsChatResource`).
 """
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -31,7 +32,7 @@ def _first_line(text: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _partition(tags: dict[str, str], partition: str | None = None) -> str:
+def _partition(tags: Mapping[str, str], partition: str | None = None) -> str:
     if partition:
         return partition
     if "dagster/partition" in tags:

@@ -353,7 +353,7 @@ class Inbox:
         """True when the database answers."""
         try:
             with self._db.lock:
-                return self._db.execute("SELECT 1").fetchone()[0] == 1  # type: ignore[no-any-return]
+                return bool(self._db.execute("SELECT 1").fetchone()[0] == 1)
         except Exception:
             return False
 

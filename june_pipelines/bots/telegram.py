@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 import urllib.parse
@@ -78,19 +79,26 @@ class UpdateFilteringRequest(HTTPXRequest):
         self._on_bad_update = on_bad_update
         self._on_poll = on_poll
 
-    async def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
-        result = await super().post(url, *args, **kwargs)
-        if url.endswith("/getUpdates") and isinstance(result, list):
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, method, *args, **kwargs)
+        if not url.endswith("/getUpdates") or code != 200:
+            return code, payload
+        try:
+            answer = json.loads(payload)
+        except ValueError:
+            return code, payload  # python-telegram-bot reports a body that is not JSON itself
+        if isinstance(answer, dict) and answer.get("ok") and isinstance(answer.get("result"), list):
             self._on_poll()
-            result = [checked for update in result if (checked := self._checked(update)) is not None]
-        return result
+            answer["result"] = [u for update in answer["result"] if (u := self._checked(update)) is not None]
+            payload = json.dumps(answer).encode()
+        return code, payload
 
-    def _checked(self, update: Any) -> dict[str, Any] | None:
+    def _checked(self, update: Any) -> Any:
         from telegram import Update
 
         try:
             Update.de_json(copy.deepcopy(update), None)
-            return update  # type: ignore[no-any-return]  # a JSON object, as parsed
+            return update
         except Exception as exc:
             update_id = update.get("update_id") if isinstance(update, dict) else None
             # Once, and without the update's content: it carries users' messages.
