@@ -100,7 +100,8 @@ def bench_sensor(runs: int, fresh_process: bool = False) -> list[dict]:
     from fake_telegram_api import TOKEN, FakeBotAPI
 
     from june_pipelines.bots.inbox import Inbox
-    from june_pipelines.bots.sensor import InboxResource, bot_sensor, bot_turn_job
+    from june_pipelines.bots.resources import TelegramClientResource
+    from june_pipelines.bots.sensor import InboxResource, bot_sensor, turn_jobs
     from june_pipelines.inference.resources import LlamaCppLLMResource
     from june_pipelines.sandboxes.resources import ProcessSandboxResource
     from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
@@ -116,7 +117,9 @@ def bench_sensor(runs: int, fresh_process: bool = False) -> list[dict]:
     inbox = Inbox(db)
     instance = dg.DagsterInstance.ephemeral()
     resources = {"llm": LlamaCppLLMResource(), "sandbox": ProcessSandboxResource(), "tts": TTSResource(),
-                 "inbox": InboxResource(path=str(db)), "memory": ConversationMemoryResource(path=str(tmp / "m.sqlite"))}
+                 "inbox": InboxResource(path=str(db)), "memory": ConversationMemoryResource(path=str(tmp / "m.sqlite")),
+                 "telegram": TelegramClientResource(token=dg.EnvVar("TELEGRAM_BOT_TOKEN"))}
+    bot_turn_job = turn_jobs["telegram"]
     cursor = None
     out = []
     for i in range(runs + (0 if fresh_process else 1)):
@@ -134,13 +137,15 @@ def bench_sensor(runs: int, fresh_process: bool = False) -> list[dict]:
 
             code = (
                 "import sys, json, dagster as dg; sys.path.insert(0, %r);"
-                "from june_pipelines.bots.sensor import InboxResource, bot_turn_job;"
+                "from june_pipelines.bots.sensor import InboxResource, turn_jobs;"
+                "from june_pipelines.bots.resources import TelegramClientResource;"
                 "from june_pipelines.inference.resources import LlamaCppLLMResource;"
                 "from june_pipelines.sandboxes.resources import ProcessSandboxResource;"
                 "from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource;"
-                "r = bot_turn_job.execute_in_process(run_config=json.loads(sys.argv[1]), resources={'llm': LlamaCppLLMResource(),"
+                "r = turn_jobs['telegram'].execute_in_process(run_config=json.loads(sys.argv[1]), resources={'llm': LlamaCppLLMResource(),"
                 " 'sandbox': ProcessSandboxResource(), 'tts': TTSResource(), 'inbox': InboxResource(path=%r),"
-                " 'memory': ConversationMemoryResource(path=%r)});"
+                " 'memory': ConversationMemoryResource(path=%r),"
+                " 'telegram': TelegramClientResource(token=dg.EnvVar('TELEGRAM_BOT_TOKEN'))});"
                 "sys.exit(0 if r.success else 1)"
             ) % (str(REPO), str(db), str(tmp / "m.sqlite"))
             subprocess.run([sys.executable, "-c", code, json.dumps(request.run_config)], check=True,

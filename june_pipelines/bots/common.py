@@ -1,38 +1,21 @@
-"""What both gateways share: whitelists, per-chat rate limits, text splitting and escaping."""
+"""Small helpers both transports use: per-chat rate limits, text splitting and HTML escaping."""
 
 from __future__ import annotations
 
 import html
-import logging
-import os
 import re
 import threading
 import time
 from collections import deque
-
-log = logging.getLogger("june.bots")
-
-
-def parse_user_ids(value: str | None) -> frozenset[str] | None:
-    """'123, 456' -> {'123', '456'}; unset or blank -> None (everyone is served)."""
-    if value is None or not value.strip():
-        return None
-    return frozenset(v.strip() for v in value.split(",") if v.strip())
-
-
-def allowed_users_from_env(var: str) -> frozenset[str] | None:
-    users = parse_user_ids(os.environ.get(var))
-    if users is None:
-        log.warning("%s is not set: every user is served", var)
-    else:
-        log.info("%s: serving %d user id(s)", var, len(users))
-    return users
+from collections.abc import Callable
 
 
 class ChatRateLimiter:
     """At most `max_messages` per `window_s` seconds per chat (sliding window). Thread-safe."""
 
-    def __init__(self, max_messages: int = 6, window_s: float = 60.0, clock=time.monotonic) -> None:  # noqa: ANN001
+    def __init__(
+        self, max_messages: int = 6, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_messages = max_messages
         self.window_s = window_s
         self.clock = clock

@@ -1,68 +1,48 @@
-"""The Discord gateway (discord.py 2): voice-message attachments and text, in DMs and allowed channels.
+"""The Discord transport (discord.py 2): voice-message attachments and text, in DMs and allowed channels.
 
-discord.py cannot send a native voice message, so a spoken reply goes out as an OGG/Opus file
-attached to the first text part; text is split at 2000 characters. The `message_content`
-intent is required (enable it for the bot in the Discord developer portal).
+The conversation flow is `core.GatewayCore`'s. discord.py cannot send a native voice message, so
+a spoken reply goes out as an OGG/Opus file attached to the first text part; text is split at
+2000 characters. The `message_content` intent is required (enable it for the bot in the Discord
+developer portal).
 
-Configuration (environment): DISCORD_BOT_TOKEN (required), DISCORD_ALLOWED_USERS (comma-separated
-user ids; unset = everyone), DISCORD_ALLOWED_CHANNELS (channel ids served besides DMs),
-DISCORD_REFUSAL (`reply` or `ignore`), DISCORD_RATE_LIMIT (`N/SECONDS` per channel).
+discord.py parses gateway events in its websocket reader; an exception there (a payload it cannot
+handle) would end the client. `guard_parsers` makes every parser log such a payload once, without
+its content, count it and go on.
+
+Configuration: see `settings.GatewayConfig` and docs/VOICE.md (DISCORD_* variables).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
-import os
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from june_pipelines.bots.common import ChatRateLimiter, allowed_users_from_env, parse_user_ids, split_text
+from june_pipelines.bots.common import split_text
+from june_pipelines.bots.core import GatewayCore, Incoming, Media, PlatformAdapter
+from june_pipelines.bots.core import send_reply as _send
+from june_pipelines.bots.download import download_capped
 from june_pipelines.bots.inbox import Inbox, InboxItem
-from june_pipelines.voice.audio import AudioError, AudioLimits
+from june_pipelines.bots.redaction import register_secret
+from june_pipelines.bots.settings import GatewayConfig
 
 if TYPE_CHECKING:
     import discord
 
+    from june_pipelines.bots.metrics import GatewayMetrics
     from june_pipelines.voice.pipeline import VoicePipeline
 
 log = logging.getLogger("june.bots.discord")
 PLATFORM = "discord"
-TEXT_LIMIT = 2000
-FILE_LIMIT = 10 * 1024 * 1024
-REFUSAL = "Sorry, this is a private assistant and you are not on its list of users."
-HANDOFF_ACK = "Working on it: I'll run that and send you the answer shortly."
-FAILURE = "Sorry, something went wrong while answering. Please try again."
 
 
 @dataclass
-class DiscordConfig:
-    token: str = field(repr=False)
-    allowed_users: frozenset[str] | None = None
-    allowed_channels: frozenset[str] = frozenset()
-    refusal: str = "reply"
-    rate_limit: tuple[int, float] = (6, 60.0)
-    limits: AudioLimits = AudioLimits(max_bytes=25 * 1024 * 1024)
-    handoff: str = "inline"
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> DiscordConfig:
-        token = os.environ.get("DISCORD_BOT_TOKEN", "")
-        if not token:
-            raise SystemExit("DISCORD_BOT_TOKEN is not set")
-        n, _, window = os.environ.get("DISCORD_RATE_LIMIT", "6/60").partition("/")
-        cfg = cls(
-            token=token,
-            allowed_users=allowed_users_from_env("DISCORD_ALLOWED_USERS"),
-            allowed_channels=parse_user_ids(os.environ.get("DISCORD_ALLOWED_CHANNELS")) or frozenset(),
-            refusal=os.environ.get("DISCORD_REFUSAL", "reply"),
-            rate_limit=(int(n), float(window or 60)),
-        )
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(cfg, k, v)
-        return cfg
+class DiscordConfig(GatewayConfig):
+    platform: str = PLATFORM
 
 
 def voice_attachment(message: discord.Message) -> discord.Attachment | None:
@@ -84,41 +64,153 @@ def message_payload(message: discord.Message) -> dict[str, Any]:
     }
 
 
-async def send_reply(
-    channel: discord.abc.Messageable, inbox: Inbox, item: InboxItem, text: str, audio: bytes | None = None,
-    audio_s: float = 0.0, reference: Any = None, tag: str = "",
-) -> None:
-    """Text split at 2000 characters; the OGG reply rides on the first part. Skips parts already sent."""
+def guard_parsers(client: discord.Client, on_bad_payload: Callable[[str], None]) -> None:
+    """Wrap discord.py's event parsers so that one payload it cannot handle is skipped, not fatal.
+
+    `ConnectionState.parsers` is the table the websocket reader dispatches from (shared by
+    reference), so wrapping its entries before connecting covers every event.
+    """
+    parsers: dict[str, Callable[[Any], Any]] = client._connection.parsers  # noqa: SLF001 - no public hook
+
+    def guarded(event: str, parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        def run(data: Any) -> Any:
+            try:
+                return parse(data)
+            except Exception as exc:
+                # Once, and without the payload: it carries users' messages.
+                log.warning("skipping a Discord %s payload discord.py cannot handle (%s)", event, type(exc).__name__)
+                on_bad_payload(event)
+                return None
+
+        return run
+
+    for event, parse in list(parsers.items()):
+        parsers[event] = guarded(event, parse)
+
+
+class DiscordAdapter(PlatformAdapter):
+    platform = PLATFORM
+    voice_kind = "file"
+    voice_carries_text = True
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client  # discord.Client, to find channels of messages not seen live
+        self._channels: dict[str, Any] = {}
+
+    def remember(self, channel: Any) -> None:
+        self._channels[str(channel.id)] = channel
+
+    async def channel(self, chat_id: str) -> Any:
+        if chat_id in self._channels:
+            return self._channels[chat_id]
+        if self.client is None:
+            raise RuntimeError(f"no Discord client to reach channel {chat_id}")
+        channel = self.client.get_channel(int(chat_id))
+        if channel is None:
+            channel = await self.client.fetch_channel(int(chat_id))
+        self.remember(channel)
+        return channel
+
+    def split(self, text: str) -> list[str]:
+        return split_text(text, self.limits.text_chars) or [""]
+
+    @staticmethod
+    def _attachment(item: InboxItem) -> dict[str, Any] | None:
+        for att in item.payload.get("attachments") or []:
+            if isinstance(att, dict) and (att.get("voice") or str(att.get("content_type") or "").startswith("audio/")):
+                return att
+        return None
+
+    def media(self, item: InboxItem) -> Media | None:
+        att = self._attachment(item)
+        if att is None or not att.get("url"):
+            return None
+        size = att.get("size")
+        return Media(str(att["url"]), size if isinstance(size, int) else None)
+
+    def text(self, item: InboxItem) -> str:
+        return str(item.payload.get("content") or "")
+
+    async def download(self, media: Media, max_bytes: int) -> bytes:
+        return await download_capped(media.ref, max_bytes, self.limits.download_mb)
+
+    @staticmethod
+    def _reference(item: InboxItem, reply: bool) -> Any:
+        import discord
+
+        if not reply:
+            return None
+        return discord.MessageReference(message_id=int(item.message_id), channel_id=int(item.chat_id),
+                                        fail_if_not_exists=False)
+
+    async def send_text(self, item: InboxItem, text: str, reply: bool) -> str:
+        channel = await self.channel(item.chat_id)
+        msg = await channel.send(content=text or None, reference=self._reference(item, reply), mention_author=False)
+        return str(msg.id)
+
+    async def send_voice(self, item: InboxItem, audio: bytes, audio_s: float, reply: bool, text: str | None) -> str:
+        import discord
+
+        channel = await self.channel(item.chat_id)
+        file = discord.File(io.BytesIO(audio), filename="reply.ogg", description="spoken reply")
+        msg = await channel.send(content=text or None, file=file, reference=self._reference(item, reply),
+                                 mention_author=False)
+        return str(msg.id)
+
+    async def chat_action(self, item: InboxItem, voice: bool) -> None:
+        channel = await self.channel(item.chat_id)
+        await channel.typing()  # awaited once: "typing..." for 10 s
+
+    async def post(self, chat_id: str, text: str) -> str:
+        """A message to a channel outside any conversation (alerts)."""
+        channel = await self.channel(chat_id)
+        msg = await channel.send(content=text)
+        return str(msg.id)
+
+
+@contextlib.asynccontextmanager
+async def rest_adapter(token: str) -> AsyncIterator[DiscordAdapter]:
+    """An adapter for use outside the gateway (a Dagster run): log in over REST only, then close."""
     import discord
 
-    sent = inbox.already_sent(PLATFORM, item.message_id)
-    pieces = split_text(text, TEXT_LIMIT) or [""]
-    for i, piece in enumerate(pieces):
-        part = f"{tag}text:{i}"
-        if part in sent:
-            continue
-        file = None
-        if i == 0 and audio and f"{tag}voice" not in sent and len(audio) <= FILE_LIMIT:
-            file = discord.File(io.BytesIO(audio), filename="reply.ogg", description="spoken reply")
-        msg = await channel.send(content=piece or None, file=file, reference=reference if i == 0 else None,
-                                 mention_author=False)
-        if file is not None:
-            inbox.record_sent(PLATFORM, item.message_id, f"{tag}voice", "file", item.chat_id, nbytes=len(audio or b""),
-                              audio_s=audio_s, platform_message_id=msg.id)
-        problems = inbox.record_sent(PLATFORM, item.message_id, part, "text", item.chat_id, text=piece,
-                                     platform_message_id=msg.id)
-        if problems:
-            log.error("message %s part %s broke Discord's limits: %s", item.message_id, part, problems)
+    register_secret(token)
+    client = discord.Client(intents=discord.Intents.none())
+    await client.login(token)
+    try:
+        yield DiscordAdapter(client)
+    finally:
+        await client.close()
+
+
+async def send_reply(
+    channel: Any, inbox: Inbox, item: InboxItem, text: str, audio: bytes | None = None, audio_s: float = 0.0,
+    tag: str = "",
+) -> None:
+    """Send a reply to a stored message in `channel` (see `core.send_reply`)."""
+    adapter = DiscordAdapter()
+    adapter.remember(channel)
+    await _send(adapter, inbox, item, text, audio, audio_s, tag)
 
 
 class DiscordGateway:
-    def __init__(self, config: DiscordConfig, pipeline: VoicePipeline, inbox: Inbox) -> None:
+    """The discord.py client in front of the shared `GatewayCore`."""
+
+    def __init__(
+        self, config: GatewayConfig, pipeline: VoicePipeline, inbox: Inbox, metrics: GatewayMetrics | None = None
+    ) -> None:
+        register_secret(config.token)
         self.config = config
-        self.pipeline = pipeline
         self.inbox = inbox
-        self.limiter = ChatRateLimiter(*config.rate_limit)
+        self.adapter = DiscordAdapter()
+        self.core = GatewayCore(config, self.adapter, pipeline, inbox, metrics)
+        self.core.metrics.watch_inbox(lambda: inbox.pending(PLATFORM))
         self.client: discord.Client | None = None
         self.bot_user_id: int | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def metrics(self) -> GatewayMetrics:
+        return self.core.metrics
 
     def build_client(self) -> discord.Client:
         import discord
@@ -127,6 +219,7 @@ class DiscordGateway:
         intents.message_content = True
         intents.dm_messages = True
         client = discord.Client(intents=intents)
+        guard_parsers(client, lambda event: self.core.metrics.bad_update())
 
         @client.event
         async def on_ready() -> None:
@@ -139,105 +232,58 @@ class DiscordGateway:
             await self.handle_message(message)
 
         self.client = client
+        self.adapter.client = client
         return client
+
+    def healthy(self) -> tuple[bool, str]:
+        """For /healthz: connected to Discord's gateway and the inbox answers."""
+        client = self.client
+        if client is None or client.is_closed() or not client.is_ready():
+            return False, "not connected to Discord"
+        if not self.inbox.ping():
+            return False, f"inbox unreachable ({self.inbox.backend})"
+        return True, "ok"
 
     def run(self) -> None:  # pragma: no cover - needs Discord
         self.build_client().run(self.config.token, log_handler=None)
 
-    async def recover(self, client: discord.Client) -> None:
-        for item in self.inbox.recover(PLATFORM):
-            try:
-                channel = client.get_channel(int(item.chat_id)) or await client.fetch_channel(int(item.chat_id))
-                message = await channel.fetch_message(int(item.message_id))  # type: ignore[union-attr]
-            except Exception as exc:  # noqa: BLE001
-                log.warning("cannot recover message %s: %s", item.message_id, exc)
-                self.inbox.finish(PLATFORM, item.message_id, "failed", {"error": repr(exc)})
-                continue
-            asyncio.get_running_loop().create_task(self.process(item, message))
+    async def recover(self, client: Any) -> None:
+        """Pick up what a previous process left unanswered, then keep sweeping."""
+        self.adapter.client = client
+        await self.core.sweep_once()
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.core.sweep_forever())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        await self.core.wait_idle()
 
     def _served_channel(self, message: discord.Message) -> bool:
         import discord
 
         return isinstance(message.channel, discord.DMChannel) or str(message.channel.id) in self.config.allowed_channels
 
-    async def handle_message(self, message: discord.Message) -> None:
+    def _incoming(self, message: discord.Message) -> Incoming | None:
+        """The message as the core sees it; None for messages that are not for June."""
         if message.author.bot or (self.bot_user_id is not None and message.author.id == self.bot_user_id):
-            return
+            return None
         if not self._served_channel(message):
-            return
+            return None
         att = voice_attachment(message)
         if att is None and not message.content.strip():
-            return
-        item = self.inbox.receive(
-            PLATFORM, str(message.id), message.channel.id, message.author.id, "voice" if att else "text",
-            message_payload(message),
-        )
-        if not item.is_new:
-            return
-        users = self.config.allowed_users
-        if users is not None and str(message.author.id) not in users:
-            if self.config.refusal == "reply":
-                await message.channel.send(REFUSAL)
-                self.inbox.record_sent(PLATFORM, item.message_id, "refusal", "text", item.chat_id, text=REFUSAL)
-            self.inbox.finish(PLATFORM, item.message_id, "refused")
-            return
-        ok, wait_s = self.limiter.allow(message.channel.id)
-        if not ok:
-            if self.limiter.should_warn(message.channel.id):
-                note = f"You're sending messages faster than I can answer. Please wait {wait_s:.0f} s."
-                await message.channel.send(note)
-                self.inbox.record_sent(PLATFORM, item.message_id, "rate_limit", "text", item.chat_id, text=note)
-            self.inbox.finish(PLATFORM, item.message_id, "rate_limited")
-            return
-        await self.process(item, message)
+            return None
+        self.adapter.remember(message.channel)
+        return Incoming(str(message.id), str(message.channel.id), str(message.author.id),
+                        "voice" if att else "text", message_payload(message))
 
-    async def process(self, item: InboxItem, message: discord.Message) -> None:
-        if not self.inbox.claim(PLATFORM, item.message_id):
-            return
-        att = voice_attachment(message)
+    async def handle_message(self, message: discord.Message) -> None:
         try:
-            async with message.channel.typing():
-                audio = None
-                if att is not None:
-                    try:
-                        self.config.limits.check_size(att.size or 1)
-                        audio = await att.read()
-                    except AudioError as exc:
-                        await send_reply(message.channel, self.inbox, item, str(exc), reference=message)
-                        self.inbox.finish(PLATFORM, item.message_id, "done", {"error": type(exc).__name__})
-                        return
-                result = await asyncio.to_thread(
-                    self.pipeline.turn, f"{PLATFORM}:{item.user_id}", audio=audio,
-                    text=None if audio is not None else message.content, want_audio=audio is not None,
-                    platform=PLATFORM, message_id=item.message_id, allow_handoff=self.config.handoff == "dagster",
-                )
-            if result.handoff:
-                self.inbox.hand_over(PLATFORM, item.message_id, result.transcript, {"input_kind": result.input_kind})
-                await send_reply(message.channel, self.inbox, item, HANDOFF_ACK, reference=message, tag="ack:")
-                return
-            await send_reply(message.channel, self.inbox, item, result.reply, result.audio, result.audio_duration_s,
-                             reference=message)
-            self.inbox.finish(PLATFORM, item.message_id, "done", result.summary())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            log.exception("turn %s failed", item.message_id)
-            try:
-                await send_reply(message.channel, self.inbox, item, FAILURE)
-            except Exception:  # noqa: BLE001
-                pass
-            self.inbox.finish(PLATFORM, item.message_id, "failed", {"error": repr(exc)})
-
-
-async def send_via_rest(token: str, item: InboxItem, text: str, audio: bytes | None, audio_s: float, inbox: Inbox) -> None:
-    """Answer a message from outside the gateway (a Dagster run): log in over REST only, send, close."""
-    import discord
-
-    client = discord.Client(intents=discord.Intents.none())
-    await client.login(token)
-    try:
-        channel = await client.fetch_channel(int(item.chat_id))
-        ref = discord.MessageReference(message_id=int(item.message_id), channel_id=int(item.chat_id), fail_if_not_exists=False)
-        await send_reply(channel, inbox, item, text, audio, audio_s, reference=ref)  # type: ignore[arg-type]
-    finally:
-        await client.close()
+            incoming = self._incoming(message)
+        except Exception as exc:  # discord.py parsed it, but fields June needs are missing or malformed
+            log.warning("skipping a Discord message June cannot handle (%s)", type(exc).__name__)
+            self.core.metrics.bad_update()
+            return
+        if incoming is not None:
+            await self.core.spawn(self.core.handle(incoming))

@@ -1,38 +1,36 @@
-"""The bot sensor: hands agentic turns from the inbox to Dagster runs.
+"""The bot sensor: hands agentic turns from the inbox to Dagster runs; and the bots domain's `defs`.
 
 Live turns never wait for Dagster (a sensor tick plus a run launch takes seconds): the gateways
 answer them with the shared resources. A gateway started with `--handoff dagster` marks agentic
 turns that need code execution `handed_over`; this sensor launches one run per such message
 (`run_key` = platform message id, so never twice; the cursor is the hand-over sequence number),
 with a higher `dagster/priority` than evaluations. The run's LLM step is in the `gpu` pool, and
-it answers through the platform's API.
+it answers through the platform's client resource (`telegram` or `discord`). There is one job per
+platform, so that each run needs only its own platform's token.
 """
 
-
-import asyncio
-import os
 import time
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
+from june_pipelines.bots.alerts import alert_sensors
+from june_pipelines.bots.resources import (
+    ChatClientResource,
+    DiscordClientResource,
+    InboxResource,
+    TelegramClientResource,
+    platform_clients,
+)
 from june_pipelines.inference.resources import LLMResource
 from june_pipelines.sandboxes.resources import SandboxResource
 from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
 
+__all__ = ["InboxResource", "bot_sensor", "defs", "turn_jobs"]
+
 LIVE_PRIORITY = "10"  # evaluations run at the default priority 0
-
-
-class InboxResource(dg.ConfigurableResource):
-    """The gateways' persistent inbox (SQLite). Default: JUNE_INBOX_DB, else JUNE_HOME/bots/inbox.sqlite."""
-
-    path: str | None = Field(default=None)
-
-    def open(self):  # noqa: ANN201
-        from june_pipelines.bots.inbox import Inbox
-
-        return Inbox(self.path)
+TURN_TAGS = {"june/kind": "conversation"}
 
 
 class BotTurnConfig(dg.Config):
@@ -40,64 +38,38 @@ class BotTurnConfig(dg.Config):
     message_id: str = Field(description="The inbox key of the handed-over message")
 
 
-def deliver(item: Any, text: str, audio: bytes | None, audio_s: float, inbox: Any) -> None:
-    """Send a reply through the message's platform, recording what was sent."""
-    if item.platform == "telegram":
-        from june_pipelines.bots.telegram import TelegramConfig, make_bot, send_reply
-
-        token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
-        if not token:
-            raise dg.Failure("TELEGRAM_BOT_TOKEN is not set in the run's environment")
-        config = TelegramConfig(token=token, base_url=os.environ.get("TELEGRAM_API_BASE_URL") or None)
-
-        async def send() -> None:
-            async with make_bot(config) as bot:
-                await send_reply(bot, inbox, item, text, audio, audio_s)
-
-        asyncio.run(send())
-    elif item.platform == "discord":
-        from june_pipelines.bots.discord import send_via_rest
-
-        token = os.environ.get("DISCORD_BOT_TOKEN", "")
-        if not token:
-            raise dg.Failure("DISCORD_BOT_TOKEN is not set in the run's environment")
-        asyncio.run(send_via_rest(token, item, text, audio, audio_s, inbox))
-    else:
-        raise dg.Failure(f"unknown platform {item.platform!r}")
-
-
-@dg.op(pool="gpu", tags={"june/kind": "conversation"})
-def agentic_turn(
-    context: dg.OpExecutionContext,
-    config: BotTurnConfig,
-    llm: LLMResource,
-    sandbox: SandboxResource,
-    tts: TTSResource,
-    inbox: InboxResource,
-    memory: ConversationMemoryResource,
+def _answer(
+    context: dg.OpExecutionContext, config: BotTurnConfig, llm: LLMResource, sandbox: SandboxResource,
+    tts: TTSResource, inbox: InboxResource, memory: ConversationMemoryResource, chat: ChatClientResource,
 ) -> dg.Output[dict[str, Any]]:
     """Answer one handed-over turn with the agentic loop (tools, the sandbox) and send the answer."""
     from june_pipelines.voice.pipeline import build_pipeline
 
-    box = inbox.open()
-    t0 = time.perf_counter()
-    if not box.start_run(config.platform, config.message_id):
+    if config.platform != chat.platform:
+        raise dg.Failure(f"message {config.message_id} is from {config.platform}, this job answers {chat.platform}")
+    with inbox.open() as box:
+        t0 = time.perf_counter()
+        if not box.start_run(config.platform, config.message_id):
+            item = box.get(config.platform, config.message_id)
+            context.log.warning(f"message {config.message_id} is not waiting for a run (status {item and item.status})")
+            return dg.Output({"skipped": True}, metadata={"status": item.status if item else "missing"})
         item = box.get(config.platform, config.message_id)
-        context.log.warning(f"message {config.message_id} is not waiting for a run (status {item and item.status})")
-        return dg.Output({"skipped": True}, metadata={"status": item.status if item else "missing"})
-    item = box.get(config.platform, config.message_id)
-    assert item is not None
-    pipeline = build_pipeline(None, tts, llm, sandbox, memory=memory.open())
-    result = pipeline.turn(
-        f"{item.platform}:{item.user_id}", text=item.transcript, want_audio=item.kind != "text",
-        platform=item.platform, message_id=item.message_id, input_kind=item.kind,
-    )
-    try:
-        deliver(item, result.reply, result.audio, result.audio_duration_s, box)
-    except Exception as exc:
-        box.finish(item.platform, item.message_id, "failed", {"error": repr(exc)})
-        raise
-    box.finish(item.platform, item.message_id, "done", result.summary())
+        assert item is not None
+        conversation = memory.open()
+        try:
+            pipeline = build_pipeline(None, tts, llm, sandbox, memory=conversation)
+            result = pipeline.turn(
+                f"{item.platform}:{item.user_id}", text=item.transcript, want_audio=item.kind != "text",
+                platform=item.platform, message_id=item.message_id, input_kind=item.kind,
+            )
+            try:
+                chat.deliver(box, item, result.reply, result.audio, result.audio_duration_s)
+            except Exception as exc:
+                box.finish(item.platform, item.message_id, "failed", {"error": repr(exc)})
+                raise
+        finally:
+            conversation.close()
+        box.finish(item.platform, item.message_id, "done", result.summary())
     waited_s = time.time() - item.updated_at
     summary = result.summary()
     return dg.Output(
@@ -114,31 +86,66 @@ def agentic_turn(
     )
 
 
-@dg.job(name="bot_agentic_turn", tags={"dagster/priority": LIVE_PRIORITY, "june/kind": "conversation"})
-def bot_turn_job() -> None:
-    agentic_turn()
+@dg.op(pool="gpu", tags=TURN_TAGS)
+def telegram_agentic_turn(
+    context: dg.OpExecutionContext, config: BotTurnConfig, llm: LLMResource, sandbox: SandboxResource,
+    tts: TTSResource, inbox: InboxResource, memory: ConversationMemoryResource, telegram: TelegramClientResource,
+) -> dg.Output[dict[str, Any]]:
+    """Answer one handed-over Telegram turn (tools, the sandbox) and send the answer."""
+    return _answer(context, config, llm, sandbox, tts, inbox, memory, telegram)
 
 
-@dg.sensor(job=bot_turn_job, minimum_interval_seconds=2, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.op(pool="gpu", tags=TURN_TAGS)
+def discord_agentic_turn(
+    context: dg.OpExecutionContext, config: BotTurnConfig, llm: LLMResource, sandbox: SandboxResource,
+    tts: TTSResource, inbox: InboxResource, memory: ConversationMemoryResource, discord: DiscordClientResource,
+) -> dg.Output[dict[str, Any]]:
+    """Answer one handed-over Discord turn (tools, the sandbox) and send the answer."""
+    return _answer(context, config, llm, sandbox, tts, inbox, memory, discord)
+
+
+def _turn_job(platform: str, op: dg.OpDefinition) -> dg.JobDefinition:
+    @dg.job(name=f"bot_agentic_turn_{platform}",
+            tags={"dagster/priority": LIVE_PRIORITY, **TURN_TAGS, "june/platform": platform})
+    def job() -> None:
+        op.alias("agentic_turn")()  # one run config shape for both platforms
+
+    return job
+
+
+turn_jobs: dict[str, dg.JobDefinition] = {
+    "telegram": _turn_job("telegram", telegram_agentic_turn),
+    "discord": _turn_job("discord", discord_agentic_turn),
+}
+
+
+@dg.sensor(jobs=list(turn_jobs.values()), minimum_interval_seconds=2, default_status=dg.DefaultSensorStatus.RUNNING)
 def bot_sensor(context: dg.SensorEvaluationContext, inbox: InboxResource) -> dg.SensorResult | dg.SkipReason:
     """One run per handed-over message; the cursor is the last hand-over sequence number seen."""
     cursor = int(context.cursor or 0)
-    found = inbox.open().handed_over_after(cursor)
+    with inbox.open() as box:
+        found = box.handed_over_after(cursor)
     if not found:
         return dg.SkipReason("no turns handed over")
-    requests = [
-        dg.RunRequest(
+    requests = []
+    for _, item in found:
+        job = turn_jobs.get(item.platform)
+        if job is None:
+            context.log.warning(f"message {item.run_key}: no job answers platform {item.platform!r}")
+            continue
+        requests.append(dg.RunRequest(
             run_key=item.run_key,
-            run_config={"ops": {"agentic_turn": {"config": {"platform": item.platform, "message_id": item.message_id}}}},
-            tags={"dagster/priority": LIVE_PRIORITY, "june/kind": "conversation", "june/platform": item.platform},
-        )
-        for _, item in found
-    ]
+            job_name=job.name,
+            run_config={"ops": {"agentic_turn": {"config": {"platform": item.platform,
+                                                            "message_id": item.message_id}}}},
+            tags={"dagster/priority": LIVE_PRIORITY, **TURN_TAGS, "june/platform": item.platform},
+        ))
     return dg.SensorResult(run_requests=requests, cursor=str(found[-1][0]))
 
 
+# The bots domain: turn jobs, the bot sensor, the ops alerts, and the resources they use.
 defs = dg.Definitions(
-    jobs=[bot_turn_job],
-    sensors=[bot_sensor],
-    resources={"inbox": InboxResource()},
+    jobs=list(turn_jobs.values()),
+    sensors=[bot_sensor, *alert_sensors],
+    resources=platform_clients(),
 )

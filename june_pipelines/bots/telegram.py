@@ -1,41 +1,50 @@
-"""The Telegram gateway (python-telegram-bot 22): voice, audio and text in; a voice note plus text out.
+"""The Telegram transport (python-telegram-bot 22): voice, audio and text in; a voice note plus text out.
 
-Live turns are answered here with the shared models (kept warm in this process). With
-`handoff="dagster"`, agentic turns that need code execution are written to the inbox as
-`handed_over`; the bot sensor launches a Dagster run that answers through `send_reply`.
+The conversation flow is `core.GatewayCore`'s; this module only adapts it to the Bot API (long
+polling, `getFile` + capped download, `sendVoice`, `sendMessage` in HTML mode, chat actions).
+With `handoff="dagster"`, agentic turns that need code execution are handed to the bot sensor's
+Dagster runs, which answer through `TelegramAdapter` too.
 
-Configuration (environment): TELEGRAM_BOT_TOKEN (required), TELEGRAM_API_BASE_URL (e.g.
-`http://127.0.0.1:8081/bot`; downloads then use `.../file/bot`), TELEGRAM_ALLOWED_USERS
-(comma-separated user ids; unset = everyone), TELEGRAM_REFUSAL (`reply` or `ignore`),
-TELEGRAM_RATE_LIMIT (`N/SECONDS` per chat, default `6/60`).
+An update python-telegram-bot cannot parse would fail the whole `getUpdates` batch, and polling
+would retry the same offset forever; `UpdateFilteringRequest` checks each update first, replaces
+a bad one by its bare `update_id` (so the offset moves past it), logs it once without its content
+and counts it.
+
+Configuration: see `settings.GatewayConfig` and docs/VOICE.md (TELEGRAM_* variables).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
+import json
 import logging
-import os
-from dataclasses import dataclass, field
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from june_pipelines.bots.common import ChatRateLimiter, allowed_users_from_env, split_html, visible_length
+from telegram.request import HTTPXRequest
+
+from june_pipelines.bots.common import split_html, visible_length
+from june_pipelines.bots.core import GREETING, GatewayCore, Incoming, Media, PlatformAdapter
+from june_pipelines.bots.core import send_reply as _send
+from june_pipelines.bots.download import download_capped, too_large
 from june_pipelines.bots.inbox import Inbox, InboxItem
-from june_pipelines.voice.audio import AudioLimits
+from june_pipelines.bots.redaction import register_secret
+from june_pipelines.bots.settings import GatewayConfig
 
 if TYPE_CHECKING:
     from telegram import Bot, Update
     from telegram.ext import Application, ContextTypes
 
-    from june_pipelines.voice.pipeline import TurnResult, VoicePipeline
+    from june_pipelines.bots.metrics import GatewayMetrics
+    from june_pipelines.voice.pipeline import VoicePipeline
 
 log = logging.getLogger("june.bots.telegram")
 PLATFORM = "telegram"
-TEXT_LIMIT = 4096
-VOICE_LIMIT = 1_000_000
-REFUSAL = "Sorry, this is a private assistant and you are not on its list of users."
-HANDOFF_ACK = "Working on it: I'll run that and send you the answer shortly."
-FAILURE = "Sorry, something went wrong while answering. Please try again."
 
 
 def file_base_url(base_url: str) -> str:
@@ -47,92 +56,175 @@ def file_base_url(base_url: str) -> str:
 
 
 @dataclass
-class TelegramConfig:
-    token: str = field(repr=False)
-    base_url: str | None = None
-    allowed_users: frozenset[str] | None = None
-    refusal: str = "reply"  # reply | ignore
-    rate_limit: tuple[int, float] = (6, 60.0)
-    limits: AudioLimits = AudioLimits()
-    handoff: str = "inline"  # inline | dagster
-    action_interval_s: float = 4.0  # a chat action shows for 5 s
-    poll_interval_s: float = 0.0
-    poll_timeout_s: int = 10
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> TelegramConfig:
-        token = os.environ.get("TELEGRAM_BOT_TOKEN", "")
-        if not token:
-            raise SystemExit("TELEGRAM_BOT_TOKEN is not set (get one from @BotFather)")
-        rate = os.environ.get("TELEGRAM_RATE_LIMIT", "6/60")
-        n, _, window = rate.partition("/")
-        cfg = cls(
-            token=token,
-            base_url=os.environ.get("TELEGRAM_API_BASE_URL") or None,
-            allowed_users=allowed_users_from_env("TELEGRAM_ALLOWED_USERS"),
-            refusal=os.environ.get("TELEGRAM_REFUSAL", "reply"),
-            rate_limit=(int(n), float(window or 60)),
-        )
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(cfg, k, v)
-        return cfg
+class TelegramConfig(GatewayConfig):
+    platform: str = PLATFORM
 
 
-def make_bot(config: TelegramConfig) -> Bot:
+def make_bot(token: str, base_url: str | None = None) -> Bot:
+    """A Bot API client (use it as `async with make_bot(...) as bot`)."""
     from telegram import Bot
 
+    register_secret(token)
     kwargs: dict[str, Any] = {}
-    if config.base_url:
-        kwargs = {"base_url": config.base_url, "base_file_url": file_base_url(config.base_url)}
-    return Bot(config.token, **kwargs)
+    if base_url:
+        kwargs = {"base_url": base_url, "base_file_url": file_base_url(base_url)}
+    return Bot(token, **kwargs)
+
+
+class UpdateFilteringRequest(HTTPXRequest):
+    """The `getUpdates` connection: each update is checked before python-telegram-bot parses the batch."""
+
+    def __init__(self, on_bad_update: Callable[[int], None], on_poll: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_bad_update = on_bad_update
+        self._on_poll = on_poll
+
+    async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(url, method, *args, **kwargs)
+        if not url.endswith("/getUpdates") or code != 200:
+            return code, payload
+        try:
+            answer = json.loads(payload)
+        except ValueError:
+            return code, payload  # python-telegram-bot reports a body that is not JSON itself
+        if isinstance(answer, dict) and answer.get("ok") and isinstance(answer.get("result"), list):
+            self._on_poll()
+            answer["result"] = [u for update in answer["result"] if (u := self._checked(update)) is not None]
+            payload = json.dumps(answer).encode()
+        return code, payload
+
+    def _checked(self, update: Any) -> Any:
+        from telegram import Update
+
+        try:
+            Update.de_json(copy.deepcopy(update), None)
+            return update
+        except Exception as exc:
+            update_id = update.get("update_id") if isinstance(update, dict) else None
+            # Once, and without the update's content: it carries users' messages.
+            log.warning("skipping update %s: python-telegram-bot cannot parse it (%s)", update_id, type(exc).__name__)
+            if not isinstance(update_id, int):
+                return None
+            self._on_bad_update(update_id)
+            return {"update_id": update_id}  # a bare update: acknowledged by the next offset, handled by nobody
+
+
+class TelegramAdapter(PlatformAdapter):
+    platform = PLATFORM
+    parse_mode = "HTML"
+
+    def __init__(self, bot: Bot | None) -> None:
+        self._bot = bot
+
+    @property
+    def bot(self) -> Bot:
+        if self._bot is None:
+            raise RuntimeError("the Telegram application is not built yet")
+        return self._bot
+
+    @bot.setter
+    def bot(self, bot: Bot) -> None:
+        self._bot = bot
+
+    def split(self, text: str) -> list[str]:
+        return split_html(text, self.limits.text_chars)
+
+    def visible_chars(self, piece: str) -> int:
+        return visible_length(piece)
+
+    @staticmethod
+    def _message(item: InboxItem) -> dict[str, Any]:
+        message = item.payload.get("message")
+        return message if isinstance(message, dict) else {}
+
+    def media(self, item: InboxItem) -> Media | None:
+        message = self._message(item)
+        media = message.get("voice") or message.get("audio")
+        if not isinstance(media, dict) or "file_id" not in media:
+            return None
+        size = media.get("file_size")
+        return Media(str(media["file_id"]), size if isinstance(size, int) else None)
+
+    def text(self, item: InboxItem) -> str:
+        return str(self._message(item).get("text") or "")
+
+    async def download(self, media: Media, max_bytes: int) -> bytes:
+        limit_mb = self.limits.download_mb
+        tg_file = await self.bot.get_file(media.ref)
+        if tg_file.file_size is not None and tg_file.file_size > max_bytes:
+            raise too_large(limit_mb)
+        if not tg_file.file_path:
+            raise RuntimeError("the Bot API returned no file_path for this file")
+        local = Path(tg_file.file_path)
+        if local.is_absolute() and local.is_file():  # a local Bot API server in --local mode
+            if local.stat().st_size > max_bytes:
+                raise too_large(limit_mb)
+            return local.read_bytes()
+        parts = urllib.parse.urlsplit(tg_file.file_path)
+        url = urllib.parse.urlunsplit(parts._replace(path=urllib.parse.quote(parts.path)))
+        return await download_capped(url, max_bytes, limit_mb)
+
+    def _reply_to(self, item: InboxItem, reply: bool) -> Any:
+        from telegram import ReplyParameters
+
+        message_id = self._message(item).get("message_id")
+        if not reply or not message_id:
+            return None
+        return ReplyParameters(message_id=message_id, allow_sending_without_reply=True)
+
+    async def send_text(self, item: InboxItem, text: str, reply: bool) -> str:
+        msg = await self.bot.send_message(int(item.chat_id), text, parse_mode=self.parse_mode,
+                                          reply_parameters=self._reply_to(item, reply))
+        return str(msg.message_id)
+
+    async def send_voice(self, item: InboxItem, audio: bytes, audio_s: float, reply: bool, text: str | None) -> str:
+        msg = await self.bot.send_voice(int(item.chat_id), voice=audio, duration=max(1, round(audio_s)),
+                                        reply_parameters=self._reply_to(item, reply), filename="reply.ogg")
+        return str(msg.message_id)
+
+    async def chat_action(self, item: InboxItem, voice: bool) -> None:
+        from telegram.constants import ChatAction
+
+        await self.bot.send_chat_action(int(item.chat_id), ChatAction.RECORD_VOICE if voice else ChatAction.TYPING)
+
+    async def post(self, chat_id: str, text: str) -> str:
+        """A message to a chat outside any conversation (alerts)."""
+        msg = await self.bot.send_message(int(chat_id), text)
+        return str(msg.message_id)
 
 
 async def send_reply(
     bot: Bot, inbox: Inbox, item: InboxItem, text: str, audio: bytes | None = None, audio_s: float = 0.0,
     tag: str = "",
 ) -> None:
-    """Send a voice note (if any) then the text, skipping parts this message already got.
-
-    `tag` names a separate reply to the same message (e.g. the "ack" before a handed-over turn).
-    """
-    from telegram import ReplyParameters
-
-    sent = inbox.already_sent(PLATFORM, item.message_id)
-    chat_id = int(item.chat_id)
-    reply_to = item.payload.get("message", {}).get("message_id")
-    params = ReplyParameters(message_id=reply_to, allow_sending_without_reply=True) if reply_to else None
-    if audio and f"{tag}voice" not in sent:
-        if len(audio) > VOICE_LIMIT:
-            log.warning("voice reply of %d bytes exceeds Telegram's voice-note limit; sending text only", len(audio))
-        else:
-            msg = await bot.send_voice(
-                chat_id, voice=audio, duration=max(1, round(audio_s)), reply_parameters=params, filename="reply.ogg"
-            )
-            inbox.record_sent(PLATFORM, item.message_id, f"{tag}voice", "voice", chat_id, nbytes=len(audio),
-                              audio_s=audio_s, platform_message_id=msg.message_id)
-            params = None
-    for i, piece in enumerate(split_html(text, TEXT_LIMIT)):
-        part = f"{tag}text:{i}"
-        if part in sent:
-            continue
-        msg = await bot.send_message(chat_id, piece, parse_mode="HTML", reply_parameters=params)
-        problems = inbox.record_sent(PLATFORM, item.message_id, part, "text", chat_id, text=piece,
-                                     parse_mode="HTML", platform_message_id=msg.message_id,
-                                     visible_chars=visible_length(piece))
-        if problems:
-            log.error("message %s part %s broke Telegram's limits: %s", item.message_id, part, problems)
-        params = None
+    """Send a reply to a stored message through `bot` (see `core.send_reply`)."""
+    await _send(TelegramAdapter(bot), inbox, item, text, audio, audio_s, tag)
 
 
 class TelegramGateway:
-    def __init__(self, config: TelegramConfig, pipeline: VoicePipeline, inbox: Inbox) -> None:
+    """Long polling in front of the shared `GatewayCore`."""
+
+    def __init__(
+        self, config: GatewayConfig, pipeline: VoicePipeline, inbox: Inbox, metrics: GatewayMetrics | None = None
+    ) -> None:
+        register_secret(config.token)
         self.config = config
-        self.pipeline = pipeline
         self.inbox = inbox
-        self.limiter = ChatRateLimiter(*config.rate_limit)
         self.application: Application | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.adapter = TelegramAdapter(None)  # its bot is the application's, once built
+        self.core = GatewayCore(config, self.adapter, pipeline, inbox, metrics)
+        self.core.metrics.watch_inbox(lambda: inbox.pending(PLATFORM))
+        self._sweeper: asyncio.Task[None] | None = None
+        self._last_poll = 0.0
+
+    @property
+    def _tasks(self) -> set[asyncio.Task[Any]]:
+        """The turns in flight."""
+        return self.core.tasks
+
+    @property
+    def metrics(self) -> GatewayMetrics:
+        return self.core.metrics
 
     # -- wiring --------------------------------------------------------------------------------
     def build_application(self) -> Application:
@@ -141,30 +233,49 @@ class TelegramGateway:
         builder = ApplicationBuilder().token(self.config.token).concurrent_updates(True)
         if self.config.base_url:
             builder = builder.base_url(self.config.base_url).base_file_url(file_base_url(self.config.base_url))
-        builder = builder.post_init(self._post_init)
+        builder = builder.get_updates_request(
+            UpdateFilteringRequest(self._bad_update, self._polled, connection_pool_size=1)
+        )
+        builder = builder.post_init(self._post_init).post_stop(self._post_stop)
         app = builder.build()
+        self.adapter.bot = app.bot
         app.add_handler(CommandHandler("start", self.on_start))
-        app.add_handler(MessageHandler((filters.VOICE | filters.AUDIO | filters.TEXT) & ~filters.COMMAND, self.on_message))
+        message_filter = (filters.VOICE | filters.AUDIO | filters.TEXT) & ~filters.COMMAND
+        app.add_handler(MessageHandler(message_filter, self.on_message))
         app.add_error_handler(self.on_error)
         self.application = app
         return app
 
-    async def _post_init(self, app: Application) -> None:
-        """After a restart: reprocess what a previous process left unanswered (once)."""
-        items = self.inbox.recover(PLATFORM)
-        if items:
-            log.info("recovering %d unanswered message(s) from the inbox", len(items))
-        for item in items:
-            self._spawn(self.process(item, app.bot))
+    def _bad_update(self, update_id: int) -> None:
+        self.core.metrics.bad_update()
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _polled(self) -> None:
+        self._last_poll = time.monotonic()
+
+    def healthy(self) -> tuple[bool, str]:
+        """For /healthz: polling answered lately and the inbox answers."""
+        app = self.application
+        polling = bool(app and app.updater and app.updater.running)
+        recent = time.monotonic() - self._last_poll < self.config.poll_timeout_s + 30
+        if not (polling and recent):
+            return False, "not connected to the Bot API"
+        if not self.inbox.ping():
+            return False, f"inbox unreachable ({self.inbox.backend})"
+        return True, "ok"
+
+    async def _post_init(self, app: Application) -> None:
+        """Pick up what a previous process left unanswered, then keep sweeping."""
+        await self.core.sweep_once()
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.core.sweep_forever())
+
+    async def _post_stop(self, app: Application) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
 
     async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.core.wait_idle()
 
     async def start(self) -> None:
         """Start polling inside a running event loop (tests, embedding); `run()` blocks instead."""
@@ -184,112 +295,28 @@ class TelegramGateway:
         await self.wait_idle()
         if app.running:
             await app.stop()
+        await self._post_stop(app)
         await app.shutdown()
 
-    def run(self) -> None:  # pragma: no cover - blocks until interrupted
-        app = self.build_application()
+    def run(self) -> None:  # pragma: no cover - blocks until interrupted (tested through `june bot telegram`)
+        app = self.application or self.build_application()
         app.run_polling(poll_interval=self.config.poll_interval_s, timeout=self.config.poll_timeout_s)
 
     # -- handlers ------------------------------------------------------------------------------
     async def on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        if update.effective_chat and self._allowed(update):
-            await context.bot.send_message(update.effective_chat.id, "Hi! Send me a voice message or text, and I'll answer.")
+        chat, user = update.effective_chat, update.effective_user
+        if chat and self.core.allowed(str(user.id) if user else ""):
+            await context.bot.send_message(chat.id, GREETING)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("error while handling an update: %s", context.error, exc_info=context.error)
-
-    def _allowed(self, update: Update) -> bool:
-        user = update.effective_user
-        return self.config.allowed_users is None or (user is not None and str(user.id) in self.config.allowed_users)
 
     async def on_message(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg, chat, user = update.effective_message, update.effective_chat, update.effective_user
         if msg is None or chat is None:
             return
         kind = "voice" if msg.voice else "audio" if msg.audio else "text"
-        item = self.inbox.receive(
-            PLATFORM, f"{chat.id}:{msg.message_id}", chat.id, user.id if user else "", kind, update.to_dict()
-        )
-        if not item.is_new:
-            log.info("message %s delivered again (status %s): not answering twice", item.message_id, item.status)
-            return
-        if not self._allowed(update):
-            log.info("refusing user %s", user.id if user else "?")
-            if self.config.refusal == "reply":
-                await context.bot.send_message(chat.id, REFUSAL)
-                self.inbox.record_sent(PLATFORM, item.message_id, "refusal", "text", chat.id, text=REFUSAL)
-            self.inbox.finish(PLATFORM, item.message_id, "refused")
-            return
-        ok, wait_s = self.limiter.allow(chat.id)
-        if not ok:
-            if self.limiter.should_warn(chat.id):
-                note = f"You're sending messages faster than I can answer. Please wait {wait_s:.0f} s."
-                await context.bot.send_message(chat.id, note)
-                self.inbox.record_sent(PLATFORM, item.message_id, "rate_limit", "text", chat.id, text=note)
-            self.inbox.finish(PLATFORM, item.message_id, "rate_limited")
-            return
-        task = asyncio.ensure_future(self.process(item, context.bot))
-        self._tasks.add(task)
-        try:
-            await task
-        finally:
-            self._tasks.discard(task)
-
-    # -- one turn ------------------------------------------------------------------------------
-    async def _keep_action(self, bot: Bot, chat_id: int, action: str) -> None:
-        while True:
-            with contextlib.suppress(Exception):
-                await bot.send_chat_action(chat_id, action)
-            await asyncio.sleep(self.config.action_interval_s)
-
-    async def process(self, item: InboxItem, bot: Bot) -> None:
-        from telegram import Message
-        from telegram.constants import ChatAction
-
-        from june_pipelines.voice.audio import AudioError
-
-        if not self.inbox.claim(PLATFORM, item.message_id):
-            return
-        msg = Message.de_json(item.payload.get("message") or {}, bot)
-        is_voice = bool(msg.voice or msg.audio)
-        action = ChatAction.RECORD_VOICE if is_voice else ChatAction.TYPING
-        keeper = asyncio.get_running_loop().create_task(self._keep_action(bot, int(item.chat_id), action))
-        user_key = f"{PLATFORM}:{item.user_id}"
-        try:
-            audio: bytes | None = None
-            result: TurnResult | None = None
-            if is_voice:
-                media = msg.voice or msg.audio
-                try:
-                    self.config.limits.check_size(media.file_size or 1)
-                    tg_file = await bot.get_file(media.file_id)
-                    audio = bytes(await tg_file.download_as_bytearray())
-                except AudioError as exc:
-                    await send_reply(bot, self.inbox, item, str(exc))
-                    self.inbox.finish(PLATFORM, item.message_id, "done", {"error": type(exc).__name__})
-                    return
-            result = await asyncio.to_thread(
-                self.pipeline.turn,
-                user_key,
-                audio=audio,
-                text=None if is_voice else (msg.text or ""),
-                want_audio=is_voice,
-                platform=PLATFORM,
-                message_id=item.message_id,
-                allow_handoff=self.config.handoff == "dagster",
-            )
-            if result.handoff:
-                self.inbox.hand_over(PLATFORM, item.message_id, result.transcript, {"input_kind": result.input_kind})
-                await send_reply(bot, self.inbox, item, HANDOFF_ACK, tag="ack:")
-                return
-            await send_reply(bot, self.inbox, item, result.reply, result.audio, result.audio_duration_s)
-            self.inbox.finish(PLATFORM, item.message_id, "done", result.summary())
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a failed turn gets an apology, not a silent drop
-            log.exception("turn %s failed", item.message_id)
-            with contextlib.suppress(Exception):
-                await send_reply(bot, self.inbox, item, FAILURE)
-            self.inbox.finish(PLATFORM, item.message_id, "failed", {"error": repr(exc)})
-        finally:
-            keeper.cancel()
+        incoming = Incoming(f"{chat.id}:{msg.message_id}", str(chat.id), str(user.id) if user else "", kind,
+                            update.to_dict())
+        # Tracked with the turns, so that stop() waits for it and a crash can be simulated by cancelling it.
+        await self.core.spawn(self.core.handle(incoming))

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import pytest_asyncio
+from fake_cdn import FakeCDN
 from fake_telegram_api import FakeBotAPI
+from postgres_support import fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +52,22 @@ async def api():
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest_asyncio.fixture
+async def cdn():
+    """A loopback file server for attachment downloads (counts the bytes it sent)."""
+    server = FakeCDN()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def inbox_target(request, tmp_path: Path):
+    """Keyword arguments that open one shared inbox: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield {"path": str(tmp_path / "inbox.sqlite")}
+    else:
+        with fresh_database("june_inbox") as url:
+            yield {"url": url}

@@ -3,6 +3,8 @@
 It speaks the methods the gateway uses (getMe, deleteWebhook, getUpdates with long polling and
 offsets, getFile, file download, sendVoice, sendMessage, sendChatAction) and records every call.
 Updates stay queued until a later getUpdates confirms them with a higher offset, as Telegram does.
+Downloads are streamed in chunks without a Content-Length, and `served` counts the bytes actually
+written before the client hung up; `file_size_override` makes getFile lie about a file's size.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from fake_cdn import stream
 
 TOKEN = "123456:TEST-token"
 
@@ -31,6 +34,8 @@ class FakeBotAPI:
         self.calls: list[Call] = []
         self.updates: list[dict[str, Any]] = []
         self.files: dict[str, tuple[str, bytes]] = {}
+        self.served: dict[str, int] = {}  # file path -> bytes written to the client
+        self.file_size_override: dict[str, int] = {}  # file id -> the size getFile declares
         self._next_update = 1
         self._next_message = 1000
         self._next_file = 1
@@ -99,7 +104,8 @@ class FakeBotAPI:
             self._cond.notify_all()
 
     def sent(self, method: str, chat_id: int | None = None) -> list[Call]:
-        return [c for c in self.calls if c.method == method and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))]
+        return [c for c in self.calls
+                if c.method == method and (chat_id is None or str(c.params.get("chat_id")) == str(chat_id))]
 
     async def wait_for(self, predicate, timeout: float = 60.0) -> None:  # noqa: ANN001
         deadline = time.monotonic() + timeout
@@ -142,7 +148,8 @@ class FakeBotAPI:
         chat = {"id": int(params.get("chat_id", 0) or 0), "type": "private"}
         if method == "getMe":
             return self._ok({"id": 123456, "is_bot": True, "first_name": "June", "username": "june_test_bot",
-                             "can_join_groups": False, "can_read_all_group_messages": False, "supports_inline_queries": False})
+                             "can_join_groups": False, "can_read_all_group_messages": False,
+                             "supports_inline_queries": False})
         if method in ("deleteWebhook", "sendChatAction", "setMyCommands"):
             return self._ok(True)
         if method == "getUpdates":
@@ -156,32 +163,38 @@ class FakeBotAPI:
                 async with self._cond:
                     try:
                         await asyncio.wait_for(self._cond.wait(), max(0.01, deadline - time.monotonic()))
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         pass
             return self._ok(list(self.updates))
         if method == "getFile":
             path, data = self.files[params["file_id"]]
+            size = self.file_size_override.get(params["file_id"], len(data))
             return self._ok({"file_id": params["file_id"], "file_unique_id": params["file_id"] + "-u",
-                             "file_size": len(data), "file_path": path})
+                             "file_size": size, "file_path": path})
         if method in ("sendMessage", "sendVoice"):
             self._next_message += 1
             msg: dict[str, Any] = {"message_id": self._next_message, "date": int(time.time()), "chat": chat}
             if method == "sendMessage":
                 text = params.get("text", "")
                 if len(text) > 4096 or not text.strip():
-                    return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}, status=400)
+                    return web.json_response(
+                        {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}, status=400
+                    )
                 msg["text"] = text
             else:
                 voice = files.get("voice", b"")
                 if not voice or len(voice) > 1_000_000:
-                    return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: bad voice"}, status=400)
-                msg["voice"] = {"file_id": "sent", "file_unique_id": "sent-u", "duration": int(params.get("duration", 1))}
+                    return web.json_response(
+                        {"ok": False, "error_code": 400, "description": "Bad Request: bad voice"}, status=400
+                    )
+                msg["voice"] = {"file_id": "sent", "file_unique_id": "sent-u",
+                                "duration": int(params.get("duration", 1))}
             return self._ok(msg)
         return web.json_response({"ok": False, "error_code": 404, "description": f"Not Found: {method}"}, status=404)
 
-    async def _download(self, request: web.Request) -> web.Response:
+    async def _download(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         for p, data in self.files.values():
             if p == path:
-                return web.Response(body=data, content_type="application/octet-stream")
+                return await stream(request, data, self.served, path)
         return web.Response(status=404)

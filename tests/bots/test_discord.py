@@ -1,5 +1,5 @@
 """The Discord gateway on discord.py objects built from real payloads; HTTP mocked at discord.py's
-HTTP client (the boundary with Discord's servers)."""
+HTTP client (the boundary with Discord's servers); attachments served over HTTP by a fake CDN."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ DM_CHANNEL = "5001"
 class FakeDiscordHTTP:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.cdn: dict[str, bytes] = {}
         self._next = 7000
 
     async def request(self, route, *, files=None, form=None, **kwargs):  # noqa: ANN001
@@ -41,9 +40,6 @@ class FakeDiscordHTTP:
             self._next += 1
             return message_payload(str(self._next), BOT, (entry["json"] or {}).get("content") or "")
         return None
-
-    async def get_from_cdn(self, url: str) -> bytes:
-        return self.cdn[url]
 
     def messages(self) -> list[dict[str, Any]]:
         return [r for r in self.requests if r["method"] == "POST" and r["path"].endswith("/messages")]
@@ -66,7 +62,6 @@ async def discord_world(monkeypatch):
 
     fake = FakeDiscordHTTP()
     monkeypatch.setattr(discord.http.HTTPClient, "request", fake.request, raising=True)
-    monkeypatch.setattr(discord.http.HTTPClient, "get_from_cdn", lambda self, url: fake.get_from_cdn(url))
     http = discord.http.HTTPClient(asyncio.get_running_loop())
     state = ConnectionState(dispatch=lambda *a, **k: None, handlers={}, hooks={}, http=http,
                             intents=discord.Intents.default())
@@ -85,10 +80,9 @@ def gateway(pipeline, inbox, **kw) -> DiscordGateway:
     return DiscordGateway(DiscordConfig(token="x", allowed_users=frozenset({"111"}), **kw), pipeline, inbox)
 
 
-async def test_voice_message_gets_an_ogg_and_text(discord_world, make_pipeline, spoken_question, tmp_path):
+async def test_voice_message_gets_an_ogg_and_text(discord_world, cdn, make_pipeline, spoken_question, tmp_path):
     fake, make_message = discord_world
-    url = "https://cdn.discordapp.com/attachments/5001/1/voice-message.ogg"
-    fake.cdn[url] = spoken_question
+    url = cdn.add("voice-message.ogg", spoken_question)
     attachment = {"id": "1", "filename": "voice-message.ogg", "size": len(spoken_question), "url": url,
                   "proxy_url": url, "content_type": "audio/ogg", "duration_secs": 3.1, "waveform": "AAAA"}
     message = make_message(message_payload("42", ALICE, "", [attachment], flags=1 << 13))
@@ -136,12 +130,13 @@ async def test_restart_reprocesses_an_unanswered_message_once(discord_world, mak
     """A message left `processing` by a dead gateway is fetched again and answered once."""
     fake, make_message = discord_world
     db = tmp_path / "inbox.sqlite"
-    dead = Inbox(db)
+    dead = Inbox(db, lease_s=0.2)  # its lease runs out soon after it "died"
     message = make_message(message_payload("50", ALICE, "What is 3 times 3?"))
     from june_pipelines.bots.discord import message_payload as stored_payload
 
     dead.receive("discord", "50", DM_CHANNEL, "111", "text", stored_payload(message))
     assert dead.claim("discord", "50")  # ... and the process died here
+    await asyncio.sleep(0.3)
 
     original_request = fake.request
 

@@ -11,7 +11,8 @@ import pytest
 from fake_telegram_api import TOKEN
 
 from june_pipelines.bots.inbox import Inbox
-from june_pipelines.bots.sensor import InboxResource, bot_sensor, bot_turn_job
+from june_pipelines.bots.resources import TelegramClientResource
+from june_pipelines.bots.sensor import InboxResource, bot_sensor, turn_jobs
 
 
 def hand_over(inbox: Inbox, platform: str, mid: str, text: str = "run code") -> None:
@@ -35,6 +36,7 @@ def test_one_run_request_per_handed_over_message(tmp_path):
     inbox.receive("telegram", "5:2", 5, 5, "text", {})  # a live turn: not the sensor's business
     first = tick(instance, db)
     assert [r.run_key for r in first.run_requests] == ["telegram:5:1", "discord:77"]
+    assert [r.job_name for r in first.run_requests] == ["bot_agentic_turn_telegram", "bot_agentic_turn_discord"]
     for r in first.run_requests:
         assert r.tags["dagster/priority"] == "10"
         assert r.run_config["ops"]["agentic_turn"]["config"]["message_id"] in ("5:1", "77")
@@ -47,25 +49,24 @@ def test_one_run_request_per_handed_over_message(tmp_path):
 
 
 def test_the_llm_step_is_in_the_gpu_pool_and_outranks_evaluations():
-    op = bot_turn_job.graph.node_defs[0]
-    assert op.pool == "gpu"
-    assert bot_turn_job.tags["dagster/priority"] == "10"
+    for platform, job in turn_jobs.items():
+        op = job.graph.node_defs[0]
+        assert op.pool == "gpu"
+        assert job.tags["dagster/priority"] == "10"
+        assert platform in op.required_resource_keys  # each job needs only its own platform's client
+        assert ({"telegram", "discord"} - {platform}).isdisjoint(op.required_resource_keys)
 
 
 @pytest.mark.asyncio(loop_scope="function")
 async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline, smollm2_client, tmp_path, monkeypatch):
-    from june_pipelines.bots.telegram import (
-        HANDOFF_ACK,
-        TelegramConfig,
-        TelegramGateway,
-    )
+    from june_pipelines.bots.core import HANDOFF_ACK
+    from june_pipelines.bots.telegram import TelegramConfig, TelegramGateway
     from june_pipelines.inference.resources import LlamaCppLLMResource
     from june_pipelines.sandboxes.resources import ProcessSandboxResource
     from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
 
     db = tmp_path / "inbox.sqlite"
-    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("TELEGRAM_API_BASE_URL", api.base_url)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TOKEN)  # resolved by the run, through dg.EnvVar
     config = TelegramConfig(token=TOKEN, base_url=api.base_url, handoff="dagster", poll_timeout_s=1)
     gw = TelegramGateway(config, make_pipeline(), Inbox(db))
     await gw.start()
@@ -84,7 +85,9 @@ async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline,
     resources = {
         "llm": LlamaCppLLMResource(), "sandbox": ProcessSandboxResource(), "tts": TTSResource(),
         "inbox": InboxResource(path=str(db)), "memory": ConversationMemoryResource(path=str(tmp_path / "m.sqlite")),
+        "telegram": TelegramClientResource(token=dg.EnvVar("TELEGRAM_BOT_TOKEN"), base_url=api.base_url),
     }
+    (bot_turn_job,) = (job for job in turn_jobs.values() if job.name == request.job_name)
     result = await asyncio.to_thread(
         bot_turn_job.execute_in_process, run_config=request.run_config, resources=resources, instance=instance,
         tags=request.tags,

@@ -104,7 +104,8 @@ async def test_per_chat_rate_limit(api, make_pipeline, tmp_path):
         await gw.stop()
     texts = [c.params["text"] for c in api.sent("sendMessage", ALICE)]
     assert sum("faster than I can answer" in t for t in texts) == 1  # one note per window, not per message
-    assert sorted(i.status for i in inbox.items() if i.user_id == str(ALICE)) == ["done", "done", "rate_limited", "rate_limited"]
+    statuses = sorted(i.status for i in inbox.items() if i.user_id == str(ALICE))
+    assert statuses == ["done", "done", "rate_limited", "rate_limited"]
 
 
 async def test_oversized_and_corrupt_audio_get_clear_replies(api, make_pipeline, spoken_question, tmp_path):
@@ -136,19 +137,21 @@ async def test_restart_mid_turn_answers_once(api, make_pipeline, spoken_question
             raise RuntimeError("this process is dead")
 
     db = tmp_path / "inbox.sqlite"
-    first = gateway(api, Stuck(), Inbox(db), action_interval_s=0.2)
+    # A short lease: the second gateway may take the message over once the first stops renewing it.
+    first = gateway(api, Stuck(), Inbox(db, lease_s=1.0), action_interval_s=0.2)
     await first.start()
     update = await api.send_voice_update(ALICE, spoken_question)
     await api.wait_for(lambda: len(api.sent("sendChatAction", ALICE)) >= 3)  # the action is refreshed
     assert Inbox(db).items()[0].status == "processing"
-    # Crash: polling stops and the turn is abandoned without any reply.
+    # Crash: polling and the inbox sweeps stop and the turn is abandoned without any reply.
     await first.application.updater.stop()
+    first._sweeper.cancel()
     for task in list(first._tasks):
         task.cancel()
     await asyncio.sleep(0.1)
     assert not api.sent("sendMessage") and not api.sent("sendVoice")
 
-    second = gateway(api, real, Inbox(db))
+    second = gateway(api, real, Inbox(db), sweep_interval_s=0.2)
     await second.start()
     try:
         await api.wait_for(lambda: api.sent("sendMessage", ALICE))
