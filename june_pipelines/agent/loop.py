@@ -99,8 +99,11 @@ class Agent:
         self.clock = clock
 
     # -- the decision --------------------------------------------------------------------------
-    def decide(self, text: str) -> Decision:
+    def decide(self, text: str, user_key: str | None = None) -> Decision:
         return decide(text, self.llm)
+
+    def close(self) -> None:
+        """Release what the agent opened. Idempotent."""
 
     def respond(self, user_key: str, text: str, decision: Decision | None = None) -> AgentReply:
         t0 = time.perf_counter()
