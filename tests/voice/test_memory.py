@@ -198,3 +198,14 @@ def test_memory_resource_uses_postgres_when_configured(tmp_path) -> None:
 def test_search_terms_keep_content_words() -> None:
     assert search_terms("What did I say earlier about my favourite colour?") == ["favourite", "colour"]
     assert search_terms("what did I say?") == []
+
+
+def test_the_agents_recall_tool_finds_old_turns(open_memory: OpenMemory) -> None:
+    from june_pipelines.agent.loop import Agent
+
+    memory = open_memory()
+    memory.record(TurnRecord("telegram:7", "My sister lives in Lisbon.", "Lovely city."))
+    for i in range(40):
+        memory.record(TurnRecord("telegram:7", f"what is {i} plus one", f"{i + 1}"))
+    reply = Agent(None, memory=memory).respond("telegram:7", "Do you remember where my sister lives?")
+    assert reply.tools == ["recall"] and "Lisbon" in reply.text
