@@ -127,7 +127,6 @@ def conversation_latency_summary(context: dg.AssetExecutionContext) -> dg.Materi
     return dg.MaterializeResult(metadata=metadata)
 
 
-defs = dg.Definitions(
-    assets=[conversation_transcripts, conversation_latency_summary],
-    resources={"memory": ConversationMemoryResource()},
-)
+# The resources these assets use (`memory`) are bound with the rest of the voice domain's in
+# june_pipelines/voice/defs.py.
+defs = dg.Definitions(assets=[conversation_transcripts, conversation_latency_summary])

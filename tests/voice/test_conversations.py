@@ -83,3 +83,18 @@ def test_refused_and_silent_turns_reach_the_latency_asset(pipeline, tmp_path, ba
         table = pd.read_parquet(mat.metadata["path"].value)
         totals = table[table["stage"] == "total"].set_index(["decision", "outcome"])["turns"]
         assert totals[("all", "all")] == 3 and totals[("all", "refused")] == 1 and totals[("none", "all")] == 2
+
+
+def test_the_voice_domain_binds_its_own_resources():
+    from june_pipelines.definitions import defs as code_location
+    from june_pipelines.resources import default_resources
+    from june_pipelines.voice.defs import defs
+    from june_pipelines.voice.resources import STTResource, TTSResource
+
+    assert isinstance(defs.resources["stt"], STTResource) and isinstance(defs.resources["tts"], TTSResource)
+    assert isinstance(defs.resources["memory"], ConversationMemoryResource)
+    assert not {"stt", "tts", "memory"} & set(default_resources())  # bound once, by the domain
+    assert code_location.resolve_job_def("bot_agentic_turn") is not None  # its tts and memory resolve
+    assert {"conversation_transcripts", "conversation_latency_summary"} <= {
+        k.to_user_string() for k in code_location.resolve_asset_graph().get_all_asset_keys()
+    }
