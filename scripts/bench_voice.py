@@ -33,7 +33,9 @@ QUESTIONS = [
     "What is seventeen times twenty three?",
     "What time is it right now?",
 ]
-STAGES = ("decode", "stt", "llm", "tools", "tts", "encode", "total")
+STAGES = ("decode", "stt", "llm", "tools", "tts", "encode", "total")  # TurnResult.latency_ms (LATENCY_KEYS)
+# Process CPU time per turn, summed over the pipeline's stages (TurnResult.cpu_ms) in four groups.
+CPU_GROUPS = {"stt": ("stt",), "agent": ("decide", "agent"), "speak": ("tts", "encode"), "total": ("total",)}
 
 
 def make_questions(length_scale: float) -> list[tuple[str, bytes, float]]:
@@ -85,7 +87,9 @@ def bench_turns(runs: int, length_scale: float) -> dict:
             rows.append({"question": q, "audio_s": seconds, "transcript": res.transcript, "reply": res.reply,
                          "decision": res.decision, "reply_audio_s": res.audio_duration_s, "stt_path": res.stt_path,
                          **{k: res.latency_ms[k] for k in STAGES},
-                         **{f"cpu_{k}": v for k, v in res.cpu_ms.items()}})
+                         **{f"cpu_{k}": sum(res.cpu_ms.get(s, 0.0) for s in stages)
+                            for k, stages in CPU_GROUPS.items()}})
+    pipeline.close()
     return {"load_s": load_s, "rows": rows, "peer_stt_ms": peer}
 
 
@@ -125,7 +129,9 @@ def bench_sensor(runs: int, fresh_process: bool = False) -> list[dict]:
         inbox.claim("telegram", mid)
         t0 = time.perf_counter()
         inbox.hand_over("telegram", mid, "Run this python code: ```python\nprint(sum(range(10)))\n```")
-        result = bot_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"inbox": InboxResource(path=str(db))}))
+        context = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                          resources={"inbox": InboxResource(path=str(db))})
+        result = bot_sensor(context)
         cursor = result.cursor
         t1 = time.perf_counter()
         (request,) = result.run_requests
@@ -133,20 +139,22 @@ def bench_sensor(runs: int, fresh_process: bool = False) -> list[dict]:
             import subprocess
 
             code = (
-                "import sys, json, dagster as dg; sys.path.insert(0, %r);"
+                f"import sys, json, dagster as dg; sys.path.insert(0, {str(REPO)!r});"
                 "from june_pipelines.bots.sensor import InboxResource, bot_turn_job;"
                 "from june_pipelines.inference.resources import LlamaCppLLMResource;"
                 "from june_pipelines.sandboxes.resources import ProcessSandboxResource;"
                 "from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource;"
-                "r = bot_turn_job.execute_in_process(run_config=json.loads(sys.argv[1]), resources={'llm': LlamaCppLLMResource(),"
-                " 'sandbox': ProcessSandboxResource(), 'tts': TTSResource(), 'inbox': InboxResource(path=%r),"
-                " 'memory': ConversationMemoryResource(path=%r)});"
+                "r = bot_turn_job.execute_in_process(run_config=json.loads(sys.argv[1]),"
+                " resources={'llm': LlamaCppLLMResource(), 'sandbox': ProcessSandboxResource(), 'tts': TTSResource(),"
+                f" 'inbox': InboxResource(path={str(db)!r}),"
+                f" 'memory': ConversationMemoryResource(path={str(tmp / 'm.sqlite')!r})}});"
                 "sys.exit(0 if r.success else 1)"
-            ) % (str(REPO), str(db), str(tmp / "m.sqlite"))
+            )
             subprocess.run([sys.executable, "-c", code, json.dumps(request.run_config)], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         else:
-            run = bot_turn_job.execute_in_process(run_config=request.run_config, resources=resources, instance=instance, tags=request.tags)
+            run = bot_turn_job.execute_in_process(run_config=request.run_config, resources=resources,
+                                                  instance=instance, tags=request.tags)
             assert run.success
         t2 = time.perf_counter()
         assert inbox.get("telegram", mid).status == "done"
@@ -171,15 +179,17 @@ def main() -> None:
     stt_rtf = statistics.median(r["stt"] / 1000 / r["audio_s"] for r in rows)
     tts_rows = [r for r in rows if r["reply_audio_s"] > 0]
     tts_rtf = statistics.median(r["tts"] / 1000 / r["reply_audio_s"] for r in tts_rows)
-    cpu = {k: median([r.get(f"cpu_{k}", 0.0) for r in rows]) for k in ("stt", "agent", "speak", "total")}
-    by_decision = {d: median([r["total"] for r in rows if r["decision"] == d]) for d in sorted({r["decision"] for r in rows})}
+    cpu = {k: median([r[f"cpu_{k}"] for r in rows]) for k in CPU_GROUPS}
+    decisions = sorted({r["decision"] for r in rows})
+    by_decision = {d: median([r["total"] for r in rows if r["decision"] == d]) for d in decisions}
 
     print(f"# voice turn benchmark: {len(rows)} turns ({args.runs} x {len(QUESTIONS)} questions), "
           f"{os.cpu_count()} cores, load average at start {load:.1f}, models loaded in {turns['load_s']:.1f} s\n")
     print("| question | audio s | heard | decision | reply s | total ms |")
     print("|---|---|---|---|---|---|")
     for r in rows[: len(QUESTIONS)]:
-        print(f"| {r['question']} | {r['audio_s']:.1f} | {r['transcript']} | {r['decision']} | {r['reply_audio_s']:.1f} | {r['total']:.0f} |")
+        print(f"| {r['question']} | {r['audio_s']:.1f} | {r['transcript']} | {r['decision']} "
+              f"| {r['reply_audio_s']:.1f} | {r['total']:.0f} |")
     print("\n| stage | median ms | p90 ms |\n|---|---|---|")
     for k in STAGES:
         print(f"| {k} | {med[k]} | {p90[k]} |")
@@ -190,15 +200,17 @@ def main() -> None:
     print(f"process CPU time per turn (median ms, all threads): {cpu}")
     print("median total by decision: " + ", ".join(f"{d} {v} ms" for d, v in by_decision.items()))
     summary = {"turns": len(rows), "median_ms": med, "p90_ms": p90, "stt_rtf": round(stt_rtf, 3),
-               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "cpu_ms": cpu, "peer_stt_ms": peer_stt, "load_avg": round(load, 2)}
+               "tts_rtf": round(tts_rtf, 3), "median_total_by_decision_ms": by_decision, "cpu_ms": cpu,
+               "peer_stt_ms": peer_stt, "load_avg": round(load, 2)}
     if args.sensor:
         s = bench_sensor(max(3, args.runs))
         summary["sensor_path_ms"] = {k: median([x[k] for x in s]) for k in ("sensor_ms", "run_ms", "total_ms")}
         print(f"sensor path (inbox -> sensor tick -> run in process -> reply sent), median of {len(s)}: "
               f"{summary['sensor_path_ms']}")
         f = bench_sensor(3, fresh_process=True)
-        summary["sensor_path_fresh_process_ms"] = {k: median([x[k] for x in f]) for k in ("sensor_ms", "run_ms", "total_ms")}
-        print(f"sensor path with the run in a fresh process, median of {len(f)}: {summary['sensor_path_fresh_process_ms']}")
+        fresh = {k: median([x[k] for x in f]) for k in ("sensor_ms", "run_ms", "total_ms")}
+        summary["sensor_path_fresh_process_ms"] = fresh
+        print(f"sensor path with the run in a fresh process, median of {len(f)}: {fresh}")
     print(json.dumps(summary))
 
 
