@@ -26,6 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from june_pipelines.voice.metrics import LATENCY_KEYS as STAGES  # noqa: E402 - found through the sys.path insert
+
 QUESTIONS = [
     "What is the capital of France?",
     "Tell me a fun fact about the moon.",
@@ -33,7 +35,6 @@ QUESTIONS = [
     "What is seventeen times twenty three?",
     "What time is it right now?",
 ]
-STAGES = ("decode", "stt", "llm", "tools", "tts", "encode", "total")  # TurnResult.latency_ms (LATENCY_KEYS)
 # Process CPU time per turn, summed over the pipeline's stages (TurnResult.cpu_ms) in four groups.
 CPU_GROUPS = {"stt": ("stt",), "agent": ("decide", "agent"), "speak": ("tts", "encode"), "total": ("total",)}
 

@@ -135,12 +135,13 @@ def safe_eval(expr: str) -> float | int:
             return _BIN[type(node.op)](left, right)
         if isinstance(node, ast.Name) and node.id in _CONSTS:
             return _CONSTS[node.id]
-        is_call = isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-        if is_call and node.func.id in _FUNCS and not node.keywords:
-            args = [ev(a) for a in node.args]
-            if node.func.id == "factorial" and args and args[0] > 1000:
-                raise ValueError("factorial argument too large")
-            return _FUNCS[node.func.id](*args)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            name = node.func.id
+            if name in _FUNCS:
+                args = [ev(a) for a in node.args]
+                if name == "factorial" and args and args[0] > 1000:
+                    raise ValueError("factorial argument too large")
+                return _FUNCS[name](*args)
         raise ValueError(f"unsupported expression element: {type(node).__name__}")
 
     return ev(ast.parse(expr.strip(), mode="eval"))
