@@ -8,6 +8,12 @@ would arrive. Each turn is timed from the received audio bytes to the encoded re
 LLM (decision + answer), tools, TTS, encode, total. Prints a Markdown table and, on the last line,
 a JSON object with every median. `--sensor` also times the hand-over path: inbox -> sensor tick ->
 Dagster run (in process) -> reply sent to a local fake Telegram Bot API.
+
+`--against OTHER_CHECKOUT` compares this checkout with another one (e.g. `git worktree add /tmp/old
+main`) on a busy machine: each side loads the embedded defaults in its own process, both answer
+the same question audio, and turns alternate between them (the order flipping every turn), so load
+drifts hit both alike. It prints each side's medians, the median of the per-turn ratios, and the
+pipeline's own overhead (total minus the stages).
 """
 
 from __future__ import annotations
@@ -165,12 +171,80 @@ def bench_sensor(runs: int, fresh_process: bool = False) -> list[dict]:
     return out
 
 
+# One side of `--against`: only APIs both checkouts have (build_pipeline, turn, latency_ms).
+_AB_WORKER = """
+import json, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from june_pipelines.agent.memory import ConversationMemory
+from june_pipelines.inference.resources import LlamaCppLLMResource
+from june_pipelines.voice.pipeline import build_pipeline
+from june_pipelines.voice.resources import STTResource, TTSResource
+audios = [Path(p).read_bytes() for p in sys.argv[2:]]
+memory = ConversationMemory(Path(tempfile.mkdtemp()) / "memory.sqlite")
+pipeline = build_pipeline(STTResource(), TTSResource(), LlamaCppLLMResource(), None, memory=memory)
+pipeline.turn("bench:warmup", audio=audios[0], record=False)
+print("ready", flush=True)
+for line in sys.stdin:
+    c = time.process_time()
+    r = pipeline.turn("bench:ab", audio=audios[int(line)], record=False)
+    print(json.dumps({**r.latency_ms, "cpu": (time.process_time() - c) * 1000, "reply": r.reply}), flush=True)
+"""
+
+
+def bench_against(other: Path, runs: int, length_scale: float) -> dict:
+    import subprocess
+
+    tmp = Path(tempfile.mkdtemp())
+    files = []
+    for i, (_q, audio, _s) in enumerate(make_questions(length_scale)):  # the same bytes for both sides
+        files.append(tmp / f"q{i}.ogg")
+        files[-1].write_bytes(audio)
+    sides = {"this": REPO, "other": other.resolve()}
+    procs = {name: subprocess.Popen([sys.executable, "-c", _AB_WORKER, str(path), *map(str, files)],
+                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for name, path in sides.items()}
+    try:
+        for name, proc in procs.items():
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", f"{name} side did not start"
+        rows: dict[str, list[dict]] = {name: [] for name in sides}
+        for r in range(runs):
+            for q in range(len(files)):
+                for name in (["this", "other"] if (r + q) % 2 == 0 else ["other", "this"]):
+                    proc = procs[name]
+                    assert proc.stdin is not None and proc.stdout is not None
+                    proc.stdin.write(f"{q}\n")
+                    proc.stdin.flush()
+                    rows[name].append(json.loads(proc.stdout.readline()))
+    finally:
+        for proc in procs.values():
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait()
+    out: dict = {"turns_each": len(rows["this"]), "other_checkout": str(sides["other"])}
+    for name, side in rows.items():
+        out[name] = {k: median([x[k] for x in side]) for k in (*STAGES, "cpu")}
+        out[name]["overhead_ms"] = round(statistics.median(
+            x["total"] - sum(x[k] for k in STAGES if k != "total") for x in side), 2)
+    for k in ("total", "cpu", "stt", "tts"):
+        ratios = [t[k] / max(o[k], 0.01) for t, o in zip(rows["this"], rows["other"], strict=True)]
+        out[f"paired_{k}_ratio_median"] = round(statistics.median(ratios), 3)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5, help="passes over the question set")
     ap.add_argument("--length-scale", type=float, default=1.25, help="Piper speaking rate for the questions")
     ap.add_argument("--sensor", action="store_true", help="also time the bot sensor path")
+    ap.add_argument("--against", type=Path, metavar="CHECKOUT", help="compare with another checkout, turn by turn")
     args = ap.parse_args()
+    if args.against is not None:
+        load = os.getloadavg()[0]
+        result = bench_against(args.against, args.runs, args.length_scale)
+        result["load_avg"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        print(json.dumps(result))
+        return
 
     load = os.getloadavg()[0]
     turns = bench_turns(args.runs, args.length_scale)
