@@ -36,15 +36,10 @@ class MemorySettings:
 
     @classmethod
     def from_env(cls) -> MemorySettings:
-        import os
-
         from june_pipelines.db import postgres_url
-        from june_pipelines.paths import june_home
 
         url = postgres_url()
-        if url:
-            return cls(postgres_url=url)
-        return cls(sqlite_path=Path(os.environ.get("JUNE_MEMORY_DB") or june_home() / "voice" / "conversations.sqlite"))
+        return cls(postgres_url=url) if url else cls(sqlite_path=default_memory_path())
 
     def describe(self) -> str:
         """Where, without secrets (for logs and metadata)."""
@@ -56,9 +51,12 @@ class MemorySettings:
 
 
 def default_memory_path() -> Path:
-    """The SQLite file used when no PostgreSQL is configured."""
-    settings = MemorySettings.from_env()
-    return settings.sqlite_path or Path()
+    """The SQLite file used when no PostgreSQL is configured: JUNE_MEMORY_DB, else under JUNE_HOME."""
+    import os
+
+    from june_pipelines.paths import june_home
+
+    return Path(os.environ.get("JUNE_MEMORY_DB") or june_home() / "voice" / "conversations.sqlite")
 
 
 @dataclass
