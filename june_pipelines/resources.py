@@ -2,8 +2,9 @@
 
 JUNE_LLM_BACKEND: llama_cpp (default) | openai | triton, or a fallback list such as triton,llama_cpp.
 JUNE_SANDBOX: auto (default: Docker when the engine answers and the image exists, else process)
-| process | docker. Voice resources: see below. The serving resources are bound by the serving
-domain's own `defs` (`june_pipelines.serving.resources.serving_resources_from_env`).
+| process | docker. The serving resources are bound by the serving domain's own `defs`
+(`june_pipelines.serving.resources.serving_resources_from_env`), the voice resources (`stt`, `tts`,
+`memory`) by the voice domain's (june_pipelines/voice/defs.py).
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import dagster as dg
-
 from june_pipelines.inference.resources import LLMResource
 from june_pipelines.sandboxes.resources import SandboxResource
-from june_pipelines.voice.resources import STTResource, TTSResource
 
 
 def llm_resource_from_env() -> LLMResource:
@@ -40,6 +38,4 @@ def default_resources() -> dict[str, Any]:
     return {
         "llm": llm_resource_from_env(),
         "sandbox": sandbox_resource_from_env(),
-        "stt": STTResource(),
-        "tts": TTSResource(),
     }

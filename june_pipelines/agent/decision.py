@@ -1,8 +1,10 @@
 """The decision step: answer directly, or run the agentic loop with tools.
 
-Rules first (they are cheap, predictable and testable); the LLM is asked only when the rules see
-a hint of work to do but cannot tell which tool. A small model (SmolLM2-135M) is unreliable at
-classification, so its answer is parsed defensively and anything unclear means "direct".
+Rules first (they are cheap, predictable and testable): each tool's spec in the registry says
+which messages ask for it. The LLM is asked only when the rules see a hint of work to do but
+cannot tell which tool, and only about the tools whose spec offers it a keyword. A small model
+(SmolLM2-135M) is unreliable at classification, so its answer is parsed defensively and anything
+unclear means "direct".
 """
 
 from __future__ import annotations
@@ -11,28 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from june_pipelines.agent.tools import spoken_to_expression
+from june_pipelines.agent.tools import DEFAULT_TOOLS
 
 if TYPE_CHECKING:
+    from june_pipelines.agent.registry import ToolRegistry
     from june_pipelines.inference.base import LLMClient
 
-HEAVY_TOOLS = frozenset({"python"})  # tools that justify handing the turn to a Dagster run
-
-_CODE = re.compile(
-    r"```|\b(?:write|run|execute|code|program|script|implement)\b.{0,40}\b(?:python|program|code|script|function)\b"
-    r"|\bpython\b.{0,30}\b(?:program|code|script|print|compute|calculate)\b|\bin python\b",
-    re.I | re.S,
-)
-_TIME = re.compile(
-    r"\b(?:what(?:'s| is)? the time|what time|time is it|current time|the date|today'?s date|what day"
-    r"|which day|date today|day is it|day of the week|what year|current date)\b",
-    re.I,
-)
-_RECALL = re.compile(
-    r"\b(?:what did i (?:say|ask|tell)|did i (?:say|ask|mention|tell)|i (?:said|asked|told you|mentioned)"
-    r"|earlier|remind me what|you remember|do you remember|last time|previous(?:ly)?|before)\b",
-    re.I,
-)
 _HINT = re.compile(r"\b(?:calculate|compute|how many|how much|sum of|average|convert|step by step|plan)\b", re.I)
 
 
@@ -41,48 +27,43 @@ class Decision:
     kind: str  # "direct" | "agentic"
     reason: str
     tools: tuple[str, ...] = ()
-
-    @property
-    def heavy(self) -> bool:
-        return bool(HEAVY_TOOLS & set(self.tools))
+    heavy: bool = False  # a tool runs code: worth handing the turn to a Dagster run
+    denied: tuple[tuple[str, str], ...] = ()  # (tool, why) the tool policy refused for this user
 
 
-def decide_by_rules(text: str) -> Decision | None:
+def _agentic(tools: tuple[str, ...], reason: str, registry: ToolRegistry) -> Decision:
+    return Decision("agentic", reason, tools, heavy=any(registry.get(t).heavy for t in tools))
+
+
+def decide_by_rules(text: str, tools: ToolRegistry = DEFAULT_TOOLS) -> Decision | None:
     """The rule-based decision, or None when the rules are unsure."""
     t = text.strip()
     if not t:
         return Decision("direct", "empty message")
-    if _CODE.search(t):
-        return Decision("agentic", "asks for code to be written or run", ("python",))
-    tools: list[str] = []
-    if spoken_to_expression(t):
-        tools.append("calc")
-    if _TIME.search(t):
-        tools.append("now")
-    if _RECALL.search(t):
-        tools.append("recall")
-    if tools:
-        return Decision("agentic", "needs " + ", ".join(tools), tuple(tools))
+    found = tools.detect(t)
+    if found:
+        return _agentic(found, "needs " + ", ".join(found), tools)
     if _HINT.search(t):
         return None
     return Decision("direct", "conversational question")
 
 
-def decide(text: str, llm: LLMClient | None = None) -> Decision:
-    ruled = decide_by_rules(text)
+def decide(text: str, llm: LLMClient | None = None, tools: ToolRegistry = DEFAULT_TOOLS) -> Decision:
+    ruled = decide_by_rules(text, tools)
     if ruled is not None:
         return ruled
-    if llm is None:
+    choices = tools.llm_choices()
+    if llm is None or not choices:
         return Decision("direct", "no rule matched and no LLM to ask")
     from june_pipelines.inference.base import ChatMessage, SamplingParams
 
+    keywords = ", ".join(c.llm_keyword for c in choices)
     prompt = (
-        "Does answering this need a calculator or running Python code? Reply with one word: CALC, PYTHON or NO.\n"
+        f"Does answering this need {' or '.join(c.llm_hint for c in choices)}? Reply with one word: {keywords} or NO.\n"
         f"Question: {text.strip()[:300]}"
     )
     out = llm.chat([ChatMessage("user", prompt)], SamplingParams(max_tokens=4, temperature=0.0)).text.upper()
-    if "PYTHON" in out:
-        return Decision("agentic", "the model asked for Python", ("python",))
-    if "CALC" in out:
-        return Decision("agentic", "the model asked for the calculator", ("calc",))
+    for spec in sorted(choices, key=lambda c: not c.exclusive):  # "PYTHON or CALC" means code
+        if spec.llm_keyword in out:
+            return _agentic((spec.name,), f"the model asked for {spec.llm_hint}", tools)
     return Decision("direct", f"the model said {out.strip()[:20]!r}")

@@ -1,26 +1,31 @@
 """The agent: a direct one-sentence answer, or a bounded think -> plan -> act -> reflect loop.
 
-The loop is deliberately explicit. `think` states what the question needs (from the decision);
-`plan` turns that into tool calls (rules first; the LLM writes code or a `CALC:` line when the rules
-cannot); `act` runs them; `reflect` checks the observations and, while steps and time remain,
-repairs a failed program once. The reply is composed from the observations, so a small model cannot
-garble a correct result. Every step is recorded with its duration.
+The loop is deliberately explicit and knows no tool by name: every tool is a `ToolSpec` in the
+agent's registry (june_pipelines.agent.tools.default_tools). `think` states what the question needs
+(from the decision); `plan` asks each tool's spec for its argument (rules first; the LLM writes code
+or a `CALC:` line when the rules cannot); `act` runs the calls, each within its spec's timeout and
+only where the tool policy allows; `reflect` checks the observations and, while steps and time
+remain, lets a failed tool's spec propose one recovery (a repaired program, Python for arithmetic).
+The reply is composed from the observations by the specs, so a small model cannot garble a correct
+result. Every step is recorded with its duration.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from june_pipelines.agent import tools as T
 from june_pipelines.agent.decision import Decision, decide
+from june_pipelines.agent.registry import ToolCall, ToolContext, ToolPolicy, ToolRegistry, ToolSpec, UnknownTool
 
 if TYPE_CHECKING:
     from june_pipelines.agent.memory import ConversationMemory
-    from june_pipelines.inference.base import LLMClient
+    from june_pipelines.inference.base import LLMClient, Role
     from june_pipelines.sandboxes.resources import SandboxResource
 
 SYSTEM = "Answer the user's question in one short English sentence."
@@ -37,28 +42,10 @@ class AgentReply:
 
     @property
     def tools(self) -> list[str]:
-        return [o.tool for o in self.observations]
+        return [o.tool for o in self.observations if not o.data.get("denied")]
 
 
-_CODE_BLOCK = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.S | re.I)
-_CALC_LINE = re.compile(r"CALC\s*:\s*(.+)", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def extract_code(text: str) -> str | None:
-    """The first ```python block (closed or not), or None."""
-    m = _CODE_BLOCK.search(text)
-    if m and m.group(1).strip():
-        return m.group(1).strip() + "\n"
-    return None
-
-
-def readable_expression(expr: str) -> str:
-    """'17 * 23' -> '17 times 23': written and spoken replies read the same."""
-    for op, word in (("**", " to the power of "), ("*", " times "), ("/", " divided by "), ("%", " modulo ")):
-        expr = expr.replace(op, word)
-    expr = re.sub(r"sqrt\((.*?)\)", r"the square root of \1", expr)
-    return re.sub(r"\s+", " ", expr).strip()
 
 
 def first_sentences(text: str, n: int = 2, max_chars: int = 300) -> str:
@@ -75,6 +62,32 @@ def first_sentences(text: str, n: int = 2, max_chars: int = 300) -> str:
     return out
 
 
+class ToolTimeout(Exception):
+    pass
+
+
+def call_with_timeout(fn: Callable[[], T.Observation], timeout_s: float) -> T.Observation:
+    """Run an in-process tool in a daemon thread, so that one which hangs (a database that stopped
+    answering) costs the turn its timeout, and cannot keep the process from exiting either."""
+    done = threading.Event()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="june-tool", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise ToolTimeout(f"it took longer than {timeout_s:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
 class Agent:
     def __init__(
         self,
@@ -87,6 +100,8 @@ class Agent:
         direct_sentences: int = 1,
         code_timeout_s: float = 5.0,
         clock: Callable[[], Any] | None = None,
+        tools: ToolRegistry | None = None,
+        policy: ToolPolicy = ToolPolicy(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         self.llm = llm
         self.memory = memory
@@ -95,30 +110,63 @@ class Agent:
         self.time_budget_s = time_budget_s
         self.direct_max_tokens = direct_max_tokens
         self.direct_sentences = direct_sentences
-        self.code_timeout_s = code_timeout_s
         self.clock = clock
+        self.tools = tools if tools is not None else T.default_tools(code_timeout_s)
+        self.policy = policy
+        self.warm_sandbox = T.WarmSandbox(sandbox) if sandbox is not None else None
+        self._close_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the sandbox workers the agent started. Idempotent."""
+        with self._close_lock:
+            if self.warm_sandbox is not None:
+                self.warm_sandbox.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- the decision --------------------------------------------------------------------------
-    def decide(self, text: str) -> Decision:
-        return decide(text, self.llm)
+    def decide(self, text: str, user_key: str | None = None) -> Decision:
+        """Direct or agentic, with the tools this user may not use moved to `denied`."""
+        return self._permitted(decide(text, self.llm, self.tools), user_key)
+
+    def _permitted(self, decision: Decision, user_key: str | None) -> Decision:
+        allowed: list[str] = []
+        denied = list(decision.denied)
+        for name in decision.tools:
+            why = self.policy.refusal(self.tools.get(name), user_key)
+            if why is None:
+                allowed.append(name)
+            else:
+                denied.append((name, why))
+        if len(allowed) == len(decision.tools):
+            return decision
+        heavy = any(self.tools.get(name).heavy for name in allowed)
+        return replace(decision, tools=tuple(allowed), heavy=heavy, denied=tuple(denied))
 
     def respond(self, user_key: str, text: str, decision: Decision | None = None) -> AgentReply:
         t0 = time.perf_counter()
-        decision = decision or self.decide(text)
-        reply = self._direct(user_key, text, decision) if decision.kind == "direct" else self._loop(user_key, text, decision)
+        decision = self._permitted(decision or self.decide(text, user_key), user_key)
+        if decision.kind == "direct":
+            reply = self._direct(user_key, text, decision)
+        else:
+            reply = self._loop(user_key, text, decision)
         reply.steps.insert(0, {"stage": "decide", "text": f"{decision.kind}: {decision.reason}", "ms": 0.0})
         reply.steps.append({"stage": "total", "ms": round((time.perf_counter() - t0) * 1000, 1)})
         return reply
 
     # -- LLM helpers ---------------------------------------------------------------------------
-    def _chat(self, messages: list[tuple[str, str]], max_tokens: int, stop: tuple[str, ...] = ()) -> tuple[str, float]:
+    def _chat(self, messages: list[tuple[Role, str]], max_tokens: int, stop: tuple[str, ...] = ()) -> tuple[str, float]:
         from june_pipelines.inference.base import ChatMessage, SamplingParams
 
         if self.llm is None:
             return "", 0.0
         t = time.perf_counter()
         out = self.llm.chat(
-            [ChatMessage(role, content) for role, content in messages],  # type: ignore[arg-type]
+            [ChatMessage(role, content) for role, content in messages],
             SamplingParams(max_tokens=max_tokens, temperature=0.0, stop=stop),
         )
         return out.text, (time.perf_counter() - t) * 1000
@@ -131,7 +179,7 @@ class Agent:
         if self.llm is None:
             reply.text = "I heard you say: " + text.strip()
             return reply
-        messages: list[tuple[str, str]] = [("system", SYSTEM)]
+        messages: list[tuple[Role, str]] = [("system", SYSTEM)]
         if self.memory is not None:
             for said, replied in self.memory.history(user_key, n=1):
                 messages += [("user", said[:300]), ("assistant", replied[:300])]
@@ -149,90 +197,88 @@ class Agent:
         return reply
 
     # -- the agentic loop ----------------------------------------------------------------------
-    def _plan(self, text: str, decision: Decision, reply: AgentReply) -> list[tuple[str, str]]:
-        plan: list[tuple[str, str]] = []
-        for tool in decision.tools:
-            if tool == "calc":
-                expr = T.spoken_to_expression(text)
-                if expr is None:
-                    out, ms = self._chat(
-                        [("user", f"Write the arithmetic as one line 'CALC: <expression>'.\nQuestion: {text[:300]}")],
-                        32,
-                    )
-                    reply.llm_ms += ms
-                    m = _CALC_LINE.search(out)
-                    expr = m.group(1).strip().strip("`") if m else None
-                if expr:
-                    plan.append(("calc", expr))
-            elif tool == "now":
-                plan.append(("now", ""))
-            elif tool == "recall":
-                plan.append(("recall", text))
-            elif tool == "python":
-                code = extract_code(text) or self._write_code(text, reply)
-                plan.append(("python", code or ""))
-        return plan
+    def _context(self, user_key: str, text: str, reply: AgentReply) -> ToolContext:
+        def ask(prompt: str, max_tokens: int, note: str | None = None) -> str:
+            out, ms = self._chat([("user", prompt)], max_tokens)
+            reply.llm_ms += ms
+            if note:
+                reply.steps.append({"stage": "plan", "text": note, "ms": round(ms, 1)})
+            return out
 
-    def _write_code(self, task: str, reply: AgentReply, error: str | None = None, code: str | None = None) -> str | None:
-        if error:
-            prompt = (
-                f"This Python program failed.\n```python\n{code}```\nError: {error[-300:]}\n"
-                "Reply with only the fixed program in a ```python block."
-            )
-        else:
-            prompt = f"Write a short Python program that prints the answer. Reply with only a ```python block.\nTask: {task[:500]}"
-        out, ms = self._chat([("user", prompt)], 160)
-        reply.llm_ms += ms
-        reply.steps.append({"stage": "plan", "text": "the model wrote a program", "ms": round(ms, 1)})
-        return extract_code(out) or extract_code("```python\n" + out)
+        def can_use(tool: str) -> bool:
+            return tool in self.tools and self.policy.refusal(self.tools.get(tool), user_key) is None
 
-    def _act(self, user_key: str, tool: str, arg: str) -> T.Observation:
-        if tool == "calc":
-            return T.calc(arg)
-        if tool == "now":
-            return T.now(arg, clock=self.clock)
-        if tool == "recall":
-            return T.recall(self.memory, user_key, arg)
-        if tool == "python":
-            if not arg.strip():
-                return T.Observation("python", "", False, "I could not write a program for that")
-            return T.run_python(self.sandbox, arg, timeout_s=self.code_timeout_s)
-        return T.Observation(tool, arg, False, f"unknown tool {tool!r}")
+        return ToolContext(
+            user_key=user_key, text=text, memory=self.memory, sandbox=self.warm_sandbox, clock=self.clock,
+            ask=ask, can_use=can_use, has_llm=self.llm is not None,
+        )
+
+    def _act(self, call: ToolCall, ctx: ToolContext) -> T.Observation:
+        """Run one call: known tool, allowed for this user, a valid argument, within its timeout."""
+        try:
+            spec = self.tools.get(call.tool)
+        except UnknownTool as exc:
+            return T.Observation(call.tool, call.arg, False, str(exc.args[0]))
+        why = self.policy.refusal(spec, ctx.user_key)
+        if why is not None:
+            return _refused(spec.name, why)
+        problem = spec.argument.problem(call.arg)
+        if problem is not None:
+            return T.Observation(spec.name, call.arg, False, problem)
+        ctx = replace(ctx, timeout_s=spec.timeout_s)
+        t = time.perf_counter()
+        try:
+            if spec.enforces_timeout:
+                return spec.run(call.arg, ctx)
+            return call_with_timeout(lambda: spec.run(call.arg, ctx), spec.timeout_s)
+        except ToolTimeout as exc:
+            return T.Observation(spec.name, call.arg, False, str(exc), (time.perf_counter() - t) * 1000)
+        except Exception as exc:  # noqa: BLE001 - a tool that breaks is an observation, not a crash
+            return T.Observation(spec.name, call.arg, False, f"the {spec.name} tool failed: {exc}",
+                                 (time.perf_counter() - t) * 1000)
 
     def _loop(self, user_key: str, text: str, decision: Decision) -> AgentReply:
         reply = AgentReply("", decision)
+        ctx = self._context(user_key, text, reply)
         deadline = time.perf_counter() + self.time_budget_s
-        reply.steps.append({"stage": "think", "text": f"This needs {', '.join(decision.tools)}: {decision.reason}.", "ms": 0.0})
+        needs = ", ".join(decision.tools) or "a tool"
+        reply.steps.append({"stage": "think", "text": f"This needs {needs}: {decision.reason}.", "ms": 0.0})
+        for name, why in decision.denied:
+            reply.observations.append(_refused(name, why))
+            reply.steps.append({"stage": "think", "text": f"{name} is not allowed here: {why}", "ms": 0.0})
         t = time.perf_counter()
-        plan = self._plan(text, decision, reply)
-        reply.steps.append({"stage": "plan", "text": "; ".join(f"{a}({b[:60]!r})" for a, b in plan) or "nothing to do", "ms": round((time.perf_counter() - t) * 1000, 1)})
+        queue: list[ToolCall] = []
+        for name in decision.tools:
+            arg = self.tools.get(name).plan(text, ctx)
+            if arg is not None:
+                queue.append(ToolCall(name, arg))
+        planned = "; ".join(f"{c.tool}({c.arg[:60]!r})" for c in queue) or "nothing to do"
+        reply.steps.append({"stage": "plan", "text": planned, "ms": round((time.perf_counter() - t) * 1000, 1)})
         steps = 0
-        queue = list(plan)
-        repaired = False
+        recovered: set[str] = set()
         while queue and steps < self.max_steps and time.perf_counter() < deadline:
-            tool, arg = queue.pop(0)
-            obs = self._act(user_key, tool, arg)
+            call = queue.pop(0)
+            obs = self._act(call, ctx)
             steps += 1
             reply.tools_ms += obs.duration_ms
             reply.observations.append(obs)
-            reply.steps.append({"stage": "act", "tool": tool, "arg": arg[:500], "ok": obs.ok, "text": obs.value[:500], "ms": round(obs.duration_ms, 1)})
-            # reflect
-            if obs.ok:
-                reply.steps.append({"stage": "reflect", "text": f"{tool} succeeded", "ms": 0.0})
-            elif tool == "python" and arg.strip() and not repaired and steps < self.max_steps and time.perf_counter() < deadline and self.llm is not None:
-                repaired = True
-                fixed = self._write_code(text, reply, error=obs.value, code=arg)
-                reply.steps.append({"stage": "reflect", "text": "the program failed; trying a repaired version", "ms": 0.0})
-                if fixed and fixed.strip() != arg.strip():
-                    queue.insert(0, ("python", fixed))
-            elif tool == "calc" and "python" not in {q[0] for q in queue} and self.sandbox is not None and steps < self.max_steps:
-                reply.steps.append({"stage": "reflect", "text": "the calculator failed; trying Python", "ms": 0.0})
-                queue.insert(0, ("python", f"print({arg})\n"))
-            else:
-                reply.steps.append({"stage": "reflect", "text": f"{tool} failed: {obs.value[:200]}", "ms": 0.0})
+            reply.steps.append({"stage": "act", "tool": call.tool, "arg": call.arg[:500], "ok": obs.ok,
+                                "text": obs.value[:500], "ms": round(obs.duration_ms, 1)})
+            note = f"{call.tool} succeeded" if obs.ok else f"{call.tool} failed: {obs.value[:200]}"
+            if not obs.ok and call.tool not in recovered and steps < self.max_steps and time.perf_counter() < deadline:
+                spec = self.tools.get(call.tool) if call.tool in self.tools else None
+                proposal = spec.recover(obs, ctx) if spec is not None and spec.recover is not None else None
+                if proposal is not None and proposal[0].tool not in {c.tool for c in queue}:
+                    recovered.add(call.tool)
+                    queue.insert(0, proposal[0])
+                    note = proposal[1]
+            reply.steps.append({"stage": "reflect", "text": note, "ms": 0.0})
         if queue:
             reply.steps.append({"stage": "reflect", "text": "stopped: out of steps or time", "ms": 0.0})
-        reply.text = self._compose(text, reply.observations) if reply.observations else self._fallback(user_key, text, reply)
+        if reply.observations:
+            reply.text = self._compose(reply.observations)
+        else:
+            reply.text = self._fallback(user_key, text, reply)
         return reply
 
     def _fallback(self, user_key: str, text: str, reply: AgentReply) -> str:
@@ -240,23 +286,20 @@ class Agent:
         reply.llm_ms += direct.llm_ms
         return direct.text
 
-    @staticmethod
-    def _compose(text: str, observations: list[T.Observation]) -> str:
-        parts: list[str] = []
+    def _compose(self, observations: list[T.Observation]) -> str:
         last: dict[str, T.Observation] = {}
         for o in observations:
             last[o.tool] = o  # a repaired run replaces the failed one
+        parts: list[str] = []
         for tool, o in last.items():
-            if tool == "calc":
-                parts.append(f"{readable_expression(o.arg)} is {o.value}." if o.ok else "I couldn't work that out.")
-            elif tool == "now":
-                parts.append(f"It is {o.value}.")
-            elif tool == "recall":
-                parts.append(f"Earlier, {o.value}." if o.ok else "I don't find that earlier in our conversation.")
-            elif tool == "python":
-                if o.ok:
-                    out = o.value.strip() or "(no output)"
-                    parts.append(f"I ran the program. It printed: {out}")
-                else:
-                    parts.append(f"I ran the program, but it failed: {o.value.strip()[:300]}")
+            denied = o.data.get("denied")
+            if denied:
+                parts.append(f"I can't use the {tool} tool for you here: {denied}.")
+            else:
+                spec: ToolSpec | None = self.tools.get(tool) if tool in self.tools else None
+                parts.append(spec.compose(o) if spec is not None else f"{tool}: {o.value}")
         return " ".join(parts)
+
+
+def _refused(tool: str, why: str) -> T.Observation:
+    return T.Observation(tool, "", False, f"not allowed: {why}", data={"denied": why})

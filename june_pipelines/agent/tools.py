@@ -2,7 +2,9 @@
 
 Each tool takes one string argument and returns an `Observation`; none raises on bad input.
 Spoken arithmetic ("seventeen times twenty three", "square root of 144") is turned into an
-expression first, then evaluated by a small AST interpreter (no `eval`).
+expression first, then evaluated by a small AST interpreter (no `eval`). `default_tools()` at the
+end describes each tool as a `ToolSpec` (june_pipelines.agent.registry): the rule that detects it,
+how its argument is planned, how it runs, and how its result is said.
 """
 
 from __future__ import annotations
@@ -11,14 +13,18 @@ import ast
 import math
 import operator
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from june_pipelines.agent.registry import Permissions, ToolArgument, ToolCall, ToolContext, ToolRegistry, ToolSpec
+
 if TYPE_CHECKING:
     from june_pipelines.agent.memory import ConversationMemory
+    from june_pipelines.sandboxes.base import Limits, Program, SandboxBackend, Verdict
     from june_pipelines.sandboxes.resources import SandboxResource
 
 
@@ -41,7 +47,9 @@ _UNITS = {
         "sixteen seventeen eighteen nineteen".split()
     )
 }
-_TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+_TENS = {
+    w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"
+}
 _SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000, "billion": 1_000_000_000}
 _NUMBER_WORD = "|".join(sorted(list(_UNITS) + list(_TENS) + list(_SCALES), key=len, reverse=True))
 
@@ -127,11 +135,13 @@ def safe_eval(expr: str) -> float | int:
             return _BIN[type(node.op)](left, right)
         if isinstance(node, ast.Name) and node.id in _CONSTS:
             return _CONSTS[node.id]
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS and not node.keywords:
-            args = [ev(a) for a in node.args]
-            if node.func.id == "factorial" and args and args[0] > 1000:
-                raise ValueError("factorial argument too large")
-            return _FUNCS[node.func.id](*args)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
+            name = node.func.id
+            if name in _FUNCS:
+                args = [ev(a) for a in node.args]
+                if name == "factorial" and args and args[0] > 1000:
+                    raise ValueError("factorial argument too large")
+                return _FUNCS[name](*args)
         raise ValueError(f"unsupported expression element: {type(node).__name__}")
 
     return ev(ast.parse(expr.strip(), mode="eval"))
@@ -176,7 +186,8 @@ def recall(memory: ConversationMemory | None, user_key: str, query: str) -> Obse
         return Observation("recall", query, False, "no conversation memory is configured")
     hits = memory.search(user_key, query, k=2)
     if not hits:
-        return Observation("recall", query, False, "nothing earlier in our conversation matches", (time.perf_counter() - t) * 1000)
+        ms = (time.perf_counter() - t) * 1000
+        return Observation("recall", query, False, "nothing earlier in our conversation matches", ms)
     value = " | ".join(f"you said: {said!r}; I answered: {replied!r}" for said, replied, _ in hits)
     return Observation("recall", query, True, value, (time.perf_counter() - t) * 1000)
 
@@ -184,19 +195,67 @@ def recall(memory: ConversationMemory | None, user_key: str, query: str) -> Obse
 # -- python in the sandbox ------------------------------------------------------------------------
 
 
-def run_python(sandbox: SandboxResource | None, code: str, timeout_s: float = 5.0) -> Observation:
+class WarmSandbox:
+    """The agent's sandbox backend, opened on first use and kept for the agent's life.
+
+    Opening a backend starts its pool of workers (for Docker, containers: 0.5-1 s each); doing that
+    once per process instead of once per `python` call is what keeps the tool quick. A backend
+    that raises is dropped and a fresh one opened on the next call. Thread-safe.
+    """
+
+    def __init__(self, resource: SandboxResource) -> None:
+        self.resource = resource
+        self.opened = 0  # how many backends were started (1 while all is well)
+        self._backend: SandboxBackend | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def limits(self, timeout_s: float) -> Limits:
+        from dataclasses import replace
+
+        return replace(self.resource.limits(), timeout_s=timeout_s)
+
+    def run(self, program: Program, limits: Limits) -> Verdict:
+        backend = self._open()
+        try:
+            return backend.run([program], limits)[0]
+        except Exception:
+            self._discard(backend)
+            raise
+
+    def _open(self) -> SandboxBackend:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the agent's sandbox is closed")
+            if self._backend is None:
+                self._backend = self.resource.open()
+                self.opened += 1
+            return self._backend
+
+    def _discard(self, backend: SandboxBackend) -> None:
+        with self._lock:
+            if self._backend is backend:
+                self._backend = None
+        backend.close()
+
+    def close(self) -> None:
+        """Stop the backend's workers. Idempotent; the sandbox cannot be used afterwards."""
+        with self._lock:
+            self._closed = True
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
+
+
+def run_python(sandbox: WarmSandbox | None, code: str, timeout_s: float = 5.0) -> Observation:
     """Run `code` in the sandbox; the observation holds its output (stdout and stderr)."""
     t = time.perf_counter()
     if sandbox is None:
         return Observation("python", code, False, "no sandbox is configured; I cannot run code here")
-    from dataclasses import replace
-
     from june_pipelines.sandboxes.base import Program
 
-    limits = replace(sandbox.limits(), timeout_s=timeout_s)
     try:
-        with sandbox.open() as backend:
-            verdict = backend.run([Program(id="agent", solution=code, test="pass")], limits)[0]
+        verdict = sandbox.run(Program(id="agent", solution=code, test="pass"), sandbox.limits(timeout_s))
     except Exception as exc:  # noqa: BLE001 - the sandbox failing is an observation, not a crash
         return Observation("python", code, False, f"the sandbox failed: {exc}", (time.perf_counter() - t) * 1000)
     output = (getattr(verdict, "output", "") or "").strip()
@@ -205,3 +264,146 @@ def run_python(sandbox: SandboxResource | None, code: str, timeout_s: float = 5.
     return Observation(
         "python", code, ok, value[:2000], (time.perf_counter() - t) * 1000, {"status": verdict.status.value}
     )
+
+
+# -- the specs ------------------------------------------------------------------------------------
+
+_CODE = re.compile(
+    r"```|\b(?:write|run|execute|code|program|script|implement)\b.{0,40}\b(?:python|program|code|script|function)\b"
+    r"|\bpython\b.{0,30}\b(?:program|code|script|print|compute|calculate)\b|\bin python\b",
+    re.I | re.S,
+)
+_TIME = re.compile(
+    r"\b(?:what(?:'s| is)? the time|what time|time is it|current time|the date|today'?s date|what day"
+    r"|which day|date today|day is it|day of the week|what year|current date)\b",
+    re.I,
+)
+_RECALL = re.compile(
+    r"\b(?:what did i (?:say|ask|tell)|did i (?:say|ask|mention|tell)|i (?:said|asked|told you|mentioned)"
+    r"|earlier|remind me what|you remember|do you remember|last time|previous(?:ly)?|before)\b",
+    re.I,
+)
+_CALC_LINE = re.compile(r"CALC\s*:\s*(.+)", re.I)
+
+
+def readable_expression(expr: str) -> str:
+    """'17 * 23' -> '17 times 23': written and spoken replies read the same."""
+    for op, word in (("**", " to the power of "), ("*", " times "), ("/", " divided by "), ("%", " modulo ")):
+        expr = expr.replace(op, word)
+    expr = re.sub(r"sqrt\((.*?)\)", r"the square root of \1", expr)
+    return re.sub(r"\s+", " ", expr).strip()
+
+
+def _plan_calc(text: str, ctx: ToolContext) -> str | None:
+    expr = spoken_to_expression(text)
+    if expr is None and ctx.has_llm:
+        out = ctx.ask(f"Write the arithmetic as one line 'CALC: <expression>'.\nQuestion: {text[:300]}", 32)
+        m = _CALC_LINE.search(out)
+        expr = m.group(1).strip().strip("`") if m else None
+    return expr or None
+
+
+def _calc_recover(obs: Observation, ctx: ToolContext) -> tuple[ToolCall, str] | None:
+    if ctx.sandbox is None or not ctx.can_use("python"):
+        return None
+    return ToolCall("python", f"print({obs.arg})\n"), "the calculator failed; trying Python"
+
+
+def _code(answer: str) -> str | None:
+    from june_pipelines.evals.prompts import extract_code
+
+    code = extract_code(answer, "").strip()
+    return code + "\n" if code else None
+
+
+def _write_code(ctx: ToolContext, task: str, error: str | None = None, code: str | None = None) -> str | None:
+    if error:
+        prompt = (
+            f"This Python program failed.\n```python\n{code}```\nError: {error[-300:]}\n"
+            "Reply with only the fixed program in a ```python block."
+        )
+    else:
+        prompt = (
+            "Write a short Python program that prints the answer. Reply with only a ```python block.\n"
+            f"Task: {task[:500]}"
+        )
+    return _code(ctx.ask(prompt, 160, "the model wrote a program")) if ctx.has_llm else None
+
+
+def _plan_python(text: str, ctx: ToolContext) -> str:
+    """The program the user sent in a code block, else one the model writes."""
+    given = _code(text) if "```" in text else None
+    return given or _write_code(ctx, text) or ""
+
+
+def _python_recover(obs: Observation, ctx: ToolContext) -> tuple[ToolCall, str] | None:
+    if not obs.arg.strip() or not ctx.has_llm:
+        return None
+    fixed = _write_code(ctx, ctx.text, error=obs.value, code=obs.arg)
+    if not fixed or fixed.strip() == obs.arg.strip():
+        return None
+    return ToolCall("python", fixed), "the program failed; trying a repaired version"
+
+
+def _say_python(o: Observation) -> str:
+    if o.ok:
+        return f"I ran the program. It printed: {o.value.strip() or '(no output)'}"
+    return f"I ran the program, but it failed: {o.value.strip()[:300]}"
+
+
+def default_tools(code_timeout_s: float = 5.0) -> ToolRegistry:
+    """June's tools. `python` runs code, so it alone is heavy (worth a Dagster run) and exclusive."""
+    return ToolRegistry([
+        ToolSpec(
+            name="calc",
+            description="Evaluate arithmetic (numbers, + - * / % **, sqrt and a few math functions).",
+            argument=ToolArgument("expression", "an arithmetic expression such as 17 * 23", max_chars=500),
+            detect=lambda text: spoken_to_expression(text) is not None,
+            plan=_plan_calc,
+            run=lambda arg, ctx: calc(arg),
+            recover=_calc_recover,
+            compose=lambda o: f"{readable_expression(o.arg)} is {o.value}." if o.ok else "I couldn't work that out.",
+            timeout_s=2.0,
+            llm_keyword="CALC",
+            llm_hint="a calculator",
+        ),
+        ToolSpec(
+            name="now",
+            description="The current date and time.",
+            argument=ToolArgument("format", "unused", required=False, max_chars=100),
+            detect=lambda text: bool(_TIME.search(text)),
+            run=lambda arg, ctx: now(arg, clock=ctx.clock),
+            compose=lambda o: f"It is {o.value}.",
+            timeout_s=1.0,
+        ),
+        ToolSpec(
+            name="recall",
+            description="Search what this user said earlier in the conversation (full-text).",
+            argument=ToolArgument("query", "what to look for", max_chars=1000),
+            detect=lambda text: bool(_RECALL.search(text)),
+            plan=lambda text, ctx: text,
+            run=lambda arg, ctx: recall(ctx.memory, ctx.user_key, arg),
+            compose=lambda o: f"Earlier, {o.value}." if o.ok else "I don't find that earlier in our conversation.",
+            timeout_s=5.0,
+        ),
+        ToolSpec(
+            name="python",
+            description="Run a short Python program in the sandbox (no network) and report what it printed.",
+            argument=ToolArgument("code", "a complete Python program that prints its result", max_chars=20_000,
+                                  missing="I could not write a program for that"),
+            detect=lambda text: bool(_CODE.search(text)),
+            plan=_plan_python,
+            run=lambda arg, ctx: run_python(ctx.sandbox, arg, timeout_s=ctx.timeout_s),
+            recover=_python_recover,
+            compose=_say_python,
+            timeout_s=code_timeout_s,
+            permissions=Permissions(code_execution=True),
+            exclusive=True,
+            enforces_timeout=True,
+            llm_keyword="PYTHON",
+            llm_hint="running Python code",
+        ),
+    ])
+
+
+DEFAULT_TOOLS = default_tools()

@@ -1,6 +1,6 @@
-"""Conversation logs for analysts: per-day transcripts with latencies and decisions, and a latency
-summary across days. The turns come from the conversation memory the gateways and runs write."""
-
+"""Conversation logs for analysts: per-day transcripts with latencies, decisions and outcomes, and a
+latency summary across days. The turns come from the conversation memory the gateways and runs
+write: every turn, including refused audio, silence and hand-overs."""
 
 from pathlib import Path
 from typing import Any
@@ -8,10 +8,14 @@ from typing import Any
 import dagster as dg
 
 from june_pipelines.reporting import figure_markdown
+from june_pipelines.voice.metrics import LATENCY_KEYS
 from june_pipelines.voice.resources import ConversationMemoryResource
 
 GROUP = "conversations"
-STAGES = ("decode", "stt", "llm", "tools", "tts", "encode", "total")
+STAGES = LATENCY_KEYS
+_TURN_COLUMNS = ("ts", "day", "user_key", "platform", "message_id", "input_kind", "transcript", "reply", "decision",
+                 "outcome", "error", "audio_s", "reply_audio_s")
+_PREVIEW_COLUMNS = ("day", "user_key", "input_kind", "transcript", "reply", "decision", "outcome", "total_ms")
 daily = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_offset=1)
 
 
@@ -26,27 +30,28 @@ def turns_frame(turns: list[dict[str, Any]]):  # noqa: ANN201
 
     rows = []
     for t in turns:
-        row = {k: t[k] for k in ("ts", "day", "user_key", "platform", "message_id", "input_kind", "transcript",
-                                 "reply", "decision", "audio_s", "reply_audio_s")}
+        row = {k: t[k] for k in _TURN_COLUMNS}
         row["tools"] = ",".join(t["tools"])
         for stage in STAGES:
             row[f"{stage}_ms"] = float(t["latency_ms"].get(stage, 0.0))
         rows.append(row)
-    columns = ["ts", "day", "user_key", "platform", "message_id", "input_kind", "transcript", "reply", "decision",
-               "tools", "audio_s", "reply_audio_s"] + [f"{s}_ms" for s in STAGES]
+    columns = [*_TURN_COLUMNS, "tools"] + [f"{s}_ms" for s in STAGES]
     return pd.DataFrame(rows, columns=columns)
 
 
 def latency_summary(frame):  # noqa: ANN001, ANN201
-    """Per stage and decision: turns, median, p90 and mean latency (ms)."""
+    """Per stage, over all turns, per decision and per outcome: turns, median, p90 and mean latency (ms)."""
     import pandas as pd
 
+    groups = [("all", "all", frame)]
+    groups += [(str(decision), "all", group) for decision, group in frame.groupby("decision")]
+    groups += [("all", str(outcome), group) for outcome, group in frame.groupby("outcome")]
     out = []
-    for decision, group in [("all", frame), *frame.groupby("decision")]:
+    for decision, outcome, group in groups:
         for stage in STAGES:
             col = group[f"{stage}_ms"]
-            out.append({"decision": decision, "stage": stage, "turns": len(col), "p50_ms": col.median(),
-                        "p90_ms": col.quantile(0.9), "mean_ms": col.mean()})
+            out.append({"decision": decision, "outcome": outcome, "stage": stage, "turns": len(col),
+                        "p50_ms": col.median(), "p90_ms": col.quantile(0.9), "mean_ms": col.mean()})
     return pd.DataFrame(out)
 
 
@@ -66,24 +71,29 @@ def latency_plot(frame, path: Path) -> str:  # noqa: ANN001
 
 
 @dg.asset(partitions_def=daily, group_name=GROUP, kinds={"parquet"})
-def conversation_transcripts(context: dg.AssetExecutionContext, memory: ConversationMemoryResource) -> dg.MaterializeResult:
-    """Every turn of one UTC day: what was heard and answered, the decision, tools and stage latencies."""
+def conversation_transcripts(
+    context: dg.AssetExecutionContext, memory: ConversationMemoryResource
+) -> dg.MaterializeResult:
+    """Every turn of one UTC day: what was heard and answered, the decision and outcome, tools and stage latencies."""
     from june_pipelines.reporting import table_metadata
 
     day = context.partition_key
-    frame = turns_frame(memory.open().turns(day))
+    with memory.open() as store:
+        frame = turns_frame(store.turns(day))
     path = conversations_dir() / "transcripts" / f"{day}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     decisions = frame["decision"].value_counts().to_dict() if len(frame) else {}
+    outcomes = frame["outcome"].value_counts().to_dict() if len(frame) else {}
     return dg.MaterializeResult(
         metadata={
             "turns": len(frame),
             "users": int(frame["user_key"].nunique()) if len(frame) else 0,
             "decisions": dg.MetadataValue.json({str(k): int(v) for k, v in decisions.items()}),
+            "outcomes": dg.MetadataValue.json({str(k): int(v) for k, v in outcomes.items()}),
             "median_total_ms": float(frame["total_ms"].median()) if len(frame) else 0.0,
             "path": dg.MetadataValue.path(str(path)),
-            "preview": table_metadata(frame[["day", "user_key", "input_kind", "transcript", "reply", "decision", "total_ms"]], limit=10),
+            "preview": table_metadata(frame[list(_PREVIEW_COLUMNS)], limit=10),
         }
     )
 
@@ -98,6 +108,9 @@ def conversation_latency_summary(context: dg.AssetExecutionContext) -> dg.Materi
     files = sorted((conversations_dir() / "transcripts").glob("*.parquet"))
     frames = [pd.read_parquet(f) for f in files]
     frame = pd.concat(frames, ignore_index=True) if frames else turns_frame([])
+    if "outcome" not in frame:  # days materialized before outcomes were logged held answered turns only
+        frame["outcome"] = "answered"
+    frame["outcome"] = frame["outcome"].fillna("answered")
     summary = latency_summary(frame) if len(frame) else pd.DataFrame()
     out = conversations_dir() / "latency_summary.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,11 +122,11 @@ def conversation_latency_summary(context: dg.AssetExecutionContext) -> dg.Materi
             metadata["stt_rtf_median"] = float((voice["stt_ms"] / 1000 / voice["audio_s"].clip(lower=0.1)).median())
         metadata["summary"] = table_metadata(summary.round(1), limit=50)
         plot = latency_plot(frame, conversations_dir() / "latency.png")
-        metadata["plot"] = dg.MetadataValue.md(plot + "\n\n" + markdown_table(summary[summary["decision"] == "all"].round(1)))
+        overall = summary[summary["decision"] == "all"].round(1)  # all turns, then per outcome
+        metadata["plot"] = dg.MetadataValue.md(plot + "\n\n" + markdown_table(overall))
     return dg.MaterializeResult(metadata=metadata)
 
 
-defs = dg.Definitions(
-    assets=[conversation_transcripts, conversation_latency_summary],
-    resources={"memory": ConversationMemoryResource()},
-)
+# The resources these assets use (`memory`) are bound with the rest of the voice domain's in
+# june_pipelines/voice/defs.py.
+defs = dg.Definitions(assets=[conversation_transcripts, conversation_latency_summary])

@@ -7,12 +7,13 @@ message is fit to show to that user.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from june_pipelines.voice.settings import DEFAULT_OPUS, VOICE_NOTE_MAX_BYTES, OpusSettings
+
 SAMPLE_RATE = 16_000
-OPUS_RATES = (48_000, 24_000, 16_000, 12_000, 8_000)
 
 
 class AudioError(ValueError):
@@ -115,26 +116,18 @@ def decode_audio(data: bytes, limits: AudioLimits = AudioLimits()) -> DecodedAud
     return DecodedAudio(samples=np.clip(samples, -1.0, 1.0), codec=codec, container=fmt)
 
 
-def encode_ogg_opus(
-    samples: np.ndarray, sample_rate: int, bitrate: int = 32_000, target_rate: int = 24_000, complexity: int = 5
-) -> bytes:
-    """Encode mono float32 samples as OGG/Opus (a Telegram voice note). Resamples to an Opus rate.
-
-    libopus' `compression_level` 5 encodes about 3x faster than the default 10 at no audible
-    cost for speech at 32 kbit/s (25 ms instead of 85 ms for 4 s of speech here).
-    """
+def encode_ogg_opus(samples: np.ndarray, sample_rate: int, opus: OpusSettings = DEFAULT_OPUS) -> bytes:
+    """Encode mono float32 samples as OGG/Opus (a Telegram voice note), resampled to `opus.sample_rate`."""
     import av
 
-    if target_rate not in OPUS_RATES:
-        raise ValueError(f"libopus accepts {OPUS_RATES} Hz, not {target_rate}")
     buf = io.BytesIO()
     samples = np.ascontiguousarray(np.clip(samples, -1.0, 1.0).astype(np.float32).reshape(1, -1))
     with av.open(buf, mode="w", format="ogg") as out:
         stream = out.add_stream(
-            "libopus", rate=target_rate, layout="mono", options={"compression_level": str(complexity)}
+            "libopus", rate=opus.sample_rate, layout="mono", options={"compression_level": str(opus.complexity)}
         )
-        stream.bit_rate = bitrate
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=target_rate)
+        stream.bit_rate = opus.bitrate
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=opus.sample_rate)
         frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
         frame.sample_rate = sample_rate
         frames = list(resampler.resample(frame)) + list(resampler.resample(None))
@@ -144,6 +137,30 @@ def encode_ogg_opus(
         for packet in stream.encode(None):
             out.mux(packet)
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class VoiceNote:
+    ogg: bytes
+    duration_s: float  # of the audio kept
+    bitrate: int  # the bitrate it was encoded at
+    truncated: bool  # the audio was cut to fit the size limit
+
+
+def encode_voice_note(
+    samples: np.ndarray, sample_rate: int, opus: OpusSettings = DEFAULT_OPUS, max_bytes: int = VOICE_NOTE_MAX_BYTES
+) -> VoiceNote:
+    """OGG/Opus under `max_bytes`: the bitrate is halved (down to 8 kbit/s), then the audio cut, to fit."""
+    ogg = encode_ogg_opus(samples, sample_rate, opus)
+    while len(ogg) > max_bytes and opus.bitrate > 8_000:
+        opus = replace(opus, bitrate=opus.bitrate // 2)
+        ogg = encode_ogg_opus(samples, sample_rate, opus)
+    truncated = len(ogg) > max_bytes
+    if truncated:  # still too long: keep the part that fits
+        keep = int(len(samples) * max_bytes / len(ogg) * 0.95)
+        samples = np.asarray(samples[:keep])
+        ogg = encode_ogg_opus(samples, sample_rate, opus)
+    return VoiceNote(ogg, len(samples) / sample_rate, opus.bitrate, truncated)
 
 
 def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:

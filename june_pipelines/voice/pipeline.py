@@ -1,9 +1,10 @@
 """One conversational turn, end to end: audio bytes (or text) in, reply text and OGG/Opus out.
 
-    decode (PyAV) -> STT (faster-whisper) -> decide + agent (LLM, tools) -> TTS (Piper) -> encode (Opus)
+    decode (PyAV) -> stt (faster-whisper) -> decide -> agent (LLM, tools) -> tts (Piper) -> encode (Opus)
 
-Each stage is timed; the turn is recorded in conversation memory. Failures a user can cause
-(bad audio, silence) produce a clear reply, never an exception.
+Each step is a stage of `june_pipelines.voice.stages` with a typed metric; every turn, whatever its
+outcome (answered, handed over, refused audio, no speech, empty), is recorded in conversation
+memory. Failures a user can cause (bad audio, silence) produce a clear reply, never an exception.
 """
 
 from __future__ import annotations
@@ -13,8 +14,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from june_pipelines.agent.memory import ConversationMemory, TurnRecord
-from june_pipelines.voice.audio import AudioError, AudioLimits
+from june_pipelines.agent.memory import ConversationMemory, Outcome, TurnRecord
+from june_pipelines.voice.audio import AudioLimits
+from june_pipelines.voice.metrics import LATENCY_KEYS, TurnMetrics
+from june_pipelines.voice.settings import DEFAULT_OPUS, VOICE_NOTE_MAX_BYTES, OpusSettings
+from june_pipelines.voice.stages import (
+    NO_SPEECH_REPLY,
+    AgentStage,
+    DecideStage,
+    DecodeStage,
+    EncodeStage,
+    Stage,
+    SynthesizeStage,
+    TranscribeStage,
+    TurnRequest,
+    TurnState,
+    run_stages,
+)
 
 if TYPE_CHECKING:
     from june_pipelines.agent.loop import Agent
@@ -25,9 +41,10 @@ if TYPE_CHECKING:
     from june_pipelines.voice.stt import SpeechToText
     from june_pipelines.voice.tts import TextToSpeech
 
-TELEGRAM_VOICE_MAX_BYTES = 1_000_000
-NO_SPEECH_REPLY = "I didn't hear any speech in that message. Could you try again?"
-STAGES = ("decode", "stt", "llm", "tools", "tts", "encode", "total")
+TELEGRAM_VOICE_MAX_BYTES = VOICE_NOTE_MAX_BYTES
+DEFAULT_LIMITS = AudioLimits()
+STAGES = LATENCY_KEYS  # the keys of `TurnResult.latency_ms`
+__all__ = ["NO_SPEECH_REPLY", "STAGES", "SpokenReply", "TurnResult", "VoicePipeline", "build_pipeline"]
 
 
 @dataclass
@@ -35,17 +52,19 @@ class TurnResult:
     transcript: str
     reply: str
     decision: str  # direct | agentic | none (nothing to answer: bad audio, silence)
-    latency_ms: dict[str, float]
+    latency_ms: dict[str, float]  # every key of LATENCY_KEYS, derived from `metrics`
     audio: bytes | None = None
     audio_duration_s: float = 0.0
     input_kind: str = "text"
     input_duration_s: float = 0.0
-    error: str | None = None  # AudioTooLarge, AudioCorrupt, ... when the input was refused
+    error: str | None = None  # AudioTooLarge, AudioCorrupt, NoSpeech, Empty when there was nothing to answer
     handoff: bool = False  # the turn needs a Dagster run (agentic with heavy tools)
     tools: list[str] = field(default_factory=list)
     steps: list[dict[str, Any]] = field(default_factory=list)
     stt_path: str = ""
-    cpu_ms: dict[str, float] = field(default_factory=dict)  # process CPU time: stt, agent, speak, total
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # process CPU time per stage that ran, and total
+    outcome: Outcome = "answered"  # answered | handed_over | refused | no_speech | empty
+    metrics: TurnMetrics = field(default_factory=TurnMetrics)
 
     def summary(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,11 +72,27 @@ class TurnResult:
         d["audio_bytes"] = len(self.audio or b"")
         d["latency_ms"] = {k: round(v, 1) for k, v in self.latency_ms.items()}
         d["cpu_ms"] = {k: round(v, 1) for k, v in self.cpu_ms.items()}
+        d["metrics"] = self.metrics.as_dicts()
         return d
 
 
+@dataclass(frozen=True)
+class SpokenReply:
+    """`VoicePipeline.speak()`: the voice note for a text, and what making it took."""
+
+    audio: bytes | None  # OGG/Opus; None when there is no voice or nothing to say
+    duration_s: float = 0.0
+    tts_ms: float = 0.0
+    encode_ms: float = 0.0
+    bitrate: int = 0
+    truncated: bool = False  # cut to fit the voice-note size limit
+
+
 class VoicePipeline:
-    """Shared by the gateways, the bot sensor's runs and `june voice reply`. Thread-safe."""
+    """Shared by the gateways, the bot sensor's runs and `june voice reply`. Thread-safe.
+
+    The pipeline owns the memory it is given (and its agent's warm sandbox): `close()` releases both.
+    """
 
     def __init__(
         self,
@@ -65,48 +100,43 @@ class VoicePipeline:
         stt: SpeechToText | None = None,
         tts: TextToSpeech | None = None,
         memory: ConversationMemory | None = None,
-        limits: AudioLimits = AudioLimits(),
-        bitrate: int = 32_000,
-        opus_rate: int = 24_000,
-        max_voice_bytes: int = TELEGRAM_VOICE_MAX_BYTES,
-        opus_complexity: int = 5,
+        limits: AudioLimits = DEFAULT_LIMITS,
+        opus: OpusSettings = DEFAULT_OPUS,
+        max_voice_bytes: int = VOICE_NOTE_MAX_BYTES,
     ) -> None:
         self.agent = agent
         self.stt = stt
         self.tts = tts
         self.memory = memory if memory is not None else agent.memory
         self.limits = limits
-        self.bitrate = bitrate
-        self.opus_rate = opus_rate
+        self.opus = opus
         self.max_voice_bytes = max_voice_bytes
-        self.opus_complexity = opus_complexity
+        self._speaking: tuple[Stage, ...] = (SynthesizeStage(tts), EncodeStage(opus, max_voice_bytes))
+        self.stages: tuple[Stage, ...] = (
+            DecodeStage(limits), TranscribeStage(stt), DecideStage(agent), AgentStage(agent), *self._speaking,
+        )
 
-    # -- stages --------------------------------------------------------------------------------
-    def speak(self, text: str) -> tuple[bytes | None, float, float, float]:
-        """Synthesize and encode `text`: (ogg bytes, seconds of audio, tts ms, encode ms)."""
-        import numpy as np
+    def close(self) -> None:
+        """Release the memory's database handle and the agent's sandbox. Idempotent."""
+        self.agent.close()
+        if self.memory is not None:
+            self.memory.close()
 
-        from june_pipelines.voice.audio import encode_ogg_opus
+    def __enter__(self) -> VoicePipeline:
+        return self
 
-        if self.tts is None or not text.strip():
-            return None, 0.0, 0.0, 0.0
-        t = time.perf_counter()
-        samples = self.tts.synthesize(text)
-        tts_ms = (time.perf_counter() - t) * 1000
-        if len(samples) == 0:
-            return None, 0.0, tts_ms, 0.0
-        t = time.perf_counter()
-        rate = self.tts.sample_rate
-        bitrate = self.bitrate
-        ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate, complexity=self.opus_complexity)
-        while len(ogg) > self.max_voice_bytes and bitrate > 8_000:
-            bitrate //= 2
-            ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate, complexity=self.opus_complexity)
-        if len(ogg) > self.max_voice_bytes:  # still too long: keep the part that fits
-            keep = int(len(samples) * self.max_voice_bytes / len(ogg) * 0.95)
-            samples = np.asarray(samples[:keep])
-            ogg = encode_ogg_opus(samples, rate, bitrate=bitrate, target_rate=self.opus_rate, complexity=self.opus_complexity)
-        return ogg, len(samples) / rate, tts_ms, (time.perf_counter() - t) * 1000
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def speak(self, text: str) -> SpokenReply:
+        """Synthesize and encode `text` as a voice note."""
+        turn = TurnState(TurnRequest("", want_audio=True), reply=text, outcome="answered")
+        metrics = TurnMetrics(run_stages(self._speaking, turn).metrics)
+        tts, encode = metrics.get("tts"), metrics.get("encode")
+        return SpokenReply(
+            turn.audio, turn.audio_duration_s, tts.wall_ms if tts else 0.0, encode.wall_ms if encode else 0.0,
+            getattr(encode, "bitrate", 0), getattr(encode, "truncated", False),
+        )
 
     def turn(
         self,
@@ -121,78 +151,49 @@ class VoicePipeline:
         input_kind: str | None = None,
     ) -> TurnResult:
         t0, c0 = time.perf_counter(), time.process_time()
-        cpu: dict[str, float] = {}
-        lat = dict.fromkeys(STAGES, 0.0)
-        kind = input_kind or ("voice" if audio is not None else "text")
-        transcript = (text or "").strip()
-        input_s = 0.0
-        stt_path = ""
-        error: str | None = None
-        reply_text: str | None = None
-
-        if audio is not None:
-            from june_pipelines.voice.audio import decode_audio
-
-            try:
-                decoded = decode_audio(audio, self.limits)
-                input_s = decoded.duration_s
-            except AudioError as exc:
-                error, reply_text = type(exc).__name__, str(exc)
-            lat["decode"] = (time.perf_counter() - t0) * 1000
-            if error is None:
-                if self.stt is None:
-                    raise RuntimeError("this pipeline has no speech-to-text model")
-                t, c = time.perf_counter(), time.process_time()
-                tr = self.stt.transcribe(decoded.samples)
-                lat["stt"] = (time.perf_counter() - t) * 1000
-                cpu["stt"] = (time.process_time() - c) * 1000
-                transcript, stt_path = tr.text.strip(), tr.path
-                if not transcript:
-                    error, reply_text = "NoSpeech", NO_SPEECH_REPLY
-
-        if reply_text is not None or not transcript:
-            reply = reply_text or "Say or write something and I'll answer."
-            result = TurnResult(transcript, reply, "none", lat, input_kind=kind, input_duration_s=input_s, error=error or "Empty", stt_path=stt_path)
-            if want_audio and kind == "voice":
-                result.audio, result.audio_duration_s, lat["tts"], lat["encode"] = self.speak(reply)
-            lat["total"] = (time.perf_counter() - t0) * 1000
-            return result
-
-        t, c = time.perf_counter(), time.process_time()
-        decision = self.agent.decide(transcript)
-        decide_ms = (time.perf_counter() - t) * 1000
-        if allow_handoff and decision.kind == "agentic" and decision.heavy:
-            lat["llm"] = decide_ms
-            lat["total"] = (time.perf_counter() - t0) * 1000
-            return TurnResult(
-                transcript, "", decision.kind, lat, input_kind=kind, input_duration_s=input_s, handoff=True,
-                tools=list(decision.tools), stt_path=stt_path,
-            )
-        answer = self.agent.respond(user_key, transcript, decision)
-        cpu["agent"] = (time.process_time() - c) * 1000
-        lat["llm"] = decide_ms + answer.llm_ms
-        lat["tools"] = answer.tools_ms
-        result = TurnResult(
-            transcript, answer.text, decision.kind, lat, input_kind=kind, input_duration_s=input_s,
-            tools=answer.tools, steps=answer.steps, stt_path=stt_path,
+        request = TurnRequest(
+            user_key, audio, text, want_audio, platform, message_id, allow_handoff,
+            input_kind or ("voice" if audio is not None else "text"),
         )
-        if want_audio:
-            c = time.process_time()
-            result.audio, result.audio_duration_s, lat["tts"], lat["encode"] = self.speak(answer.text)
-            cpu["speak"] = (time.process_time() - c) * 1000
-        lat["total"] = (time.perf_counter() - t0) * 1000
-        cpu["total"] = (time.process_time() - c0) * 1000
-        result.cpu_ms = cpu
+        state = run_stages(self.stages, TurnState(request, transcript=(text or "").strip()))
+        metrics = TurnMetrics(state.metrics, (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000)
+        result = self._result(state, metrics)
         if record and self.memory is not None:
-            self.memory.record(
-                TurnRecord(
-                    user_key=user_key, transcript=transcript, reply=answer.text, decision=decision.kind,
-                    platform=platform, message_id=message_id, input_kind=kind,
-                    latency_ms={k: round(v, 1) for k, v in lat.items()}, tools=answer.tools, steps=answer.steps,
-                    audio_s=input_s, reply_audio_s=result.audio_duration_s,
-                )
-            )
+            self.memory.record(self._record(state, result))
         return result
+
+    @staticmethod
+    def _result(state: TurnState, metrics: TurnMetrics) -> TurnResult:
+        answer = state.answer
+        return TurnResult(
+            transcript=state.transcript,
+            reply=state.reply,
+            decision=state.decision.kind if state.decision is not None else "none",
+            latency_ms=metrics.latency_ms(),
+            audio=state.audio,
+            audio_duration_s=state.audio_duration_s,
+            input_kind=state.request.input_kind,
+            input_duration_s=state.input_duration_s,
+            error=state.error,
+            handoff=state.outcome == "handed_over",
+            tools=answer.tools if answer else list(state.decision.tools) if state.decision else [],
+            steps=answer.steps if answer else [],
+            stt_path=state.stt_path,
+            cpu_ms=metrics.cpu_ms(),
+            outcome=state.outcome or "empty",
+            metrics=metrics,
+        )
+
+    @staticmethod
+    def _record(state: TurnState, result: TurnResult) -> TurnRecord:
+        request = state.request
+        return TurnRecord(
+            user_key=request.user_key, transcript=result.transcript, reply=result.reply, decision=result.decision,
+            platform=request.platform, message_id=request.message_id, input_kind=request.input_kind,
+            latency_ms={k: round(v, 1) for k, v in result.latency_ms.items()}, tools=result.tools,
+            steps=result.steps, audio_s=result.input_duration_s, reply_audio_s=result.audio_duration_s,
+            error=result.error or "", outcome=result.outcome,
+        )
 
 
 # -- building a pipeline from the shared resources (one per process, models kept warm) ---------
@@ -204,7 +205,8 @@ def load_llm(resource: LLMResource, warmup: bool = True) -> LLMClient:
     """One LLM client per resource configuration per process (the model stays loaded)."""
     from june_pipelines.inference.base import ChatMessage, SamplingParams
 
-    key = type(resource).__name__ + resource.model_dump_json() if hasattr(resource, "model_dump_json") else repr(resource)
+    dump = getattr(resource, "model_dump_json", None)
+    key = type(resource).__name__ + dump() if dump is not None else repr(resource)
     with _LLM_LOCK:
         if key not in _LLM_CACHE:
             client = resource.client()
@@ -220,7 +222,7 @@ def build_pipeline(
     llm: LLMResource | None,
     sandbox: SandboxResource | None = None,
     memory: ConversationMemory | None = None,
-    limits: AudioLimits = AudioLimits(),
+    limits: AudioLimits = DEFAULT_LIMITS,
     **agent_kwargs: Any,
 ) -> VoicePipeline:
     from june_pipelines.agent.loop import Agent
@@ -233,7 +235,5 @@ def build_pipeline(
         tts=tts.load() if tts is not None else None,
         memory=memory,
         limits=limits,
-        bitrate=tts.bitrate if tts is not None else 32_000,
-        opus_rate=tts.opus_rate if tts is not None else 24_000,
-        opus_complexity=tts.opus_complexity if tts is not None else 5,
+        opus=tts.opus() if tts is not None else DEFAULT_OPUS,
     )

@@ -13,7 +13,10 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from pydantic import Field
 
+from june_pipelines.voice.settings import DEFAULT_OPUS, OPUS_RATES, OpusSettings
+
 if TYPE_CHECKING:
+    from june_pipelines.agent.memory import ConversationMemory
     from june_pipelines.voice.stt import SpeechToText
     from june_pipelines.voice.tts import TextToSpeech
 
@@ -76,9 +79,13 @@ class TTSResource(dg.ConfigurableResource):
     speaker_id: int | None = None
     length_scale: float | None = None
     max_chars: int = 600
-    bitrate: int = Field(default=32_000, description="OGG/Opus bitrate of replies")
-    opus_rate: int = Field(default=24_000, description="Opus sample rate: 8000, 12000, 16000, 24000 or 48000")
-    opus_complexity: int = Field(default=5, description="libopus compression_level 0-10 (10 = slowest)")
+    bitrate: int = Field(default=DEFAULT_OPUS.bitrate, description="OGG/Opus bitrate of replies")
+    opus_rate: int = Field(default=DEFAULT_OPUS.sample_rate, description=f"Opus sample rate: one of {OPUS_RATES}")
+    opus_complexity: int = Field(default=DEFAULT_OPUS.complexity, description="libopus compression_level 0-10")
+
+    def opus(self) -> OpusSettings:
+        """How replies are encoded (a ValueError names a setting libopus cannot use)."""
+        return OpusSettings(bitrate=self.bitrate, sample_rate=self.opus_rate, complexity=self.opus_complexity)
 
     def options(self):  # noqa: ANN201
         from june_pipelines.voice.tts import TTSOptions
@@ -106,11 +113,21 @@ class TTSResource(dg.ConfigurableResource):
 
 
 class ConversationMemoryResource(dg.ConfigurableResource):
-    """Per-user conversation memory and the turn log (SQLite). Default: JUNE_HOME/voice/conversations.sqlite."""
+    """Per-user conversation memory and the turn log.
 
-    path: str | None = Field(default=None)
+    PostgreSQL when `postgres_url` is set (bind it as `dg.EnvVar("JUNE_POSTGRES_URL")` so the secret
+    stays a variable) or, with neither field set, when JUNE_POSTGRES_URL is set at run time; else the
+    SQLite file `path` (default: JUNE_MEMORY_DB, else JUNE_HOME/voice/conversations.sqlite).
+    `open()` returns a `ConversationMemory`; close it (`with memory.open() as m:`).
+    """
 
-    def open(self):  # noqa: ANN201
+    path: str | None = Field(default=None, description="SQLite file; unset: JUNE_MEMORY_DB or JUNE_HOME/voice")
+    postgres_url: str | None = Field(default=None, description="postgresql://USER:PASSWORD@HOST:PORT/DB")
+
+    def open(self) -> ConversationMemory:
         from june_pipelines.agent.memory import ConversationMemory
+        from june_pipelines.db import postgres_url
 
+        if self.postgres_url:
+            return ConversationMemory(postgres_url=postgres_url(self.postgres_url))
         return ConversationMemory(self.path)

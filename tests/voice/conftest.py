@@ -36,7 +36,8 @@ def tts():
 def memory(tmp_path):
     from june_pipelines.agent.memory import ConversationMemory
 
-    return ConversationMemory(tmp_path / "memory.sqlite")
+    with ConversationMemory(tmp_path / "memory.sqlite") as memory:
+        yield memory
 
 
 @pytest.fixture

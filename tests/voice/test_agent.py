@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from june_pipelines.agent.decision import decide_by_rules
-from june_pipelines.agent.loop import Agent, extract_code, first_sentences
+from june_pipelines.agent.loop import Agent, first_sentences
 from june_pipelines.agent.memory import ConversationMemory, TurnRecord
 from june_pipelines.agent.tools import calc, safe_eval, spoken_to_expression
 
@@ -48,7 +48,7 @@ def test_arithmetic_tool():
 def test_loop_with_tools_and_memory(smollm2_client, tmp_path):
     path = tmp_path / "memory.sqlite"
     memory = ConversationMemory(path)
-    clock = lambda: datetime(2026, 3, 4, 15, 30, tzinfo=timezone.utc)  # noqa: E731
+    clock = lambda: datetime(2026, 3, 4, 15, 30, tzinfo=UTC)  # noqa: E731
     agent = Agent(smollm2_client, memory=memory, clock=clock)
     r = agent.respond("u1", "What is 17 times 23?")
     assert r.decision.kind == "agentic" and "391" in r.text and r.tools == ["calc"]
@@ -65,13 +65,13 @@ def test_loop_with_tools_and_memory(smollm2_client, tmp_path):
 def test_python_tool_in_the_sandbox(smollm2_client):
     from june_pipelines.sandboxes.resources import ProcessSandboxResource
 
-    agent = Agent(smollm2_client, sandbox=ProcessSandboxResource(), max_steps=3, time_budget_s=60)
-    r = agent.respond("u", "Run this python:\n```python\nprint(sum(range(10)))\n```")
-    assert r.decision.heavy and "45" in r.text
-    agent.max_steps = 1  # no repair round: a 160-token repair takes 10-30 s on a busy 2-core machine
-    failing = agent.respond("u", "Run this python:\n```python\nraise ValueError('boom')\n```")
-    assert "failed" in failing.text or "printed" in failing.text
-    assert sum(1 for s in failing.steps if s["stage"] == "act") == 1  # bounded by max_steps
+    with Agent(smollm2_client, sandbox=ProcessSandboxResource(), max_steps=3, time_budget_s=60) as agent:
+        r = agent.respond("u", "Run this python:\n```python\nprint(sum(range(10)))\n```")
+        assert r.decision.heavy and "45" in r.text
+        agent.max_steps = 1  # no repair round: a 160-token repair takes 10-30 s on a busy 2-core machine
+        failing = agent.respond("u", "Run this python:\n```python\nraise ValueError('boom')\n```")
+        assert "failed" in failing.text or "printed" in failing.text
+        assert sum(1 for s in failing.steps if s["stage"] == "act") == 1  # bounded by max_steps
 
 
 def test_direct_answer_is_short(smollm2_client):
@@ -80,6 +80,8 @@ def test_direct_answer_is_short(smollm2_client):
 
 
 def test_text_helpers():
-    assert extract_code("Sure:\n```python\nprint(2)\n```") == "print(2)\n"
-    assert extract_code("```python\nprint(3)") == "print(3)\n"  # unterminated
+    from june_pipelines.evals.prompts import extract_code  # the one extraction, shared with evaluation
+
+    assert extract_code("Sure:\n```python\nprint(2)\n```", "") == "print(2)"
+    assert extract_code("```python\nprint(3)", "") == "print(3)"  # unterminated
     assert first_sentences("Yes. Yes. Yes. No.") == "Yes. No."

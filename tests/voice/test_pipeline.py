@@ -54,7 +54,9 @@ def test_jfk_end_to_end(pipeline, stt, jfk_path):
     assert result.latency_ms["total"] >= result.latency_ms["stt"] + result.latency_ms["tts"]
 
 
-@pytest.mark.parametrize("fmt,codec", [("mp3", "libmp3lame"), ("ipod", "aac"), ("ogg", "libopus"), ("wav", "pcm_s16le")])
+@pytest.mark.parametrize(
+    "fmt,codec", [("mp3", "libmp3lame"), ("ipod", "aac"), ("ogg", "libopus"), ("wav", "pcm_s16le")]
+)
 def test_decodes_common_formats(jfk_path, stt, fmt, codec):
     data = reencode(jfk_path.read_bytes(), fmt, codec)
     audio = decode_audio(data)
@@ -114,3 +116,77 @@ def test_cli_voice_reply(jfk_path, tmp_path):
     text_only = runner.invoke(main, ["voice", "reply", str(jfk_path), "--text-only", "--no-llm", "--memory", memory])
     summary = json.loads(text_only.stdout.strip().splitlines()[-1])
     assert summary["audio_bytes"] == 0 and wer(REFERENCE, summary["transcript"]) < 0.15
+
+
+def test_every_turn_is_recorded_with_its_outcome_and_stage_metrics(pipeline, memory):
+    from june_pipelines.voice.metrics import AgentMetric, DecodeMetric, EncodeMetric, TranscribeMetric
+
+    corrupt = pipeline.turn("test:log", audio=b"not audio" * 100, message_id="1")
+    assert (corrupt.outcome, corrupt.error, corrupt.decision) == ("refused", "AudioCorrupt", "none")
+    assert corrupt.metrics.ran() == ["decode", "tts", "encode"]  # the apology is spoken
+    decode = corrupt.metrics.get("decode")
+    assert isinstance(decode, DecodeMetric) and decode.error == "AudioCorrupt" and decode.input_bytes == 900
+
+    silence = encode_ogg_opus(np.zeros(16000 * 2, np.float32), 16000)
+    quiet = pipeline.turn("test:log", audio=silence, want_audio=False, message_id="2")
+    assert (quiet.outcome, quiet.error) == ("no_speech", "NoSpeech") and quiet.metrics.ran() == ["decode", "stt"]
+    stt = quiet.metrics.get("stt")
+    assert isinstance(stt, TranscribeMetric) and stt.path == "none" and stt.audio_s == pytest.approx(2.0, abs=0.1)
+
+    empty = pipeline.turn("test:log", text="   ", message_id="3")
+    assert (empty.outcome, empty.error, empty.audio) == ("empty", "Empty", None)  # text in: no spoken apology
+
+    handed = pipeline.turn("test:log", text="Run this python:\n```python\nprint(1)\n```", allow_handoff=True,
+                           message_id="4")
+    assert handed.outcome == "handed_over" and handed.handoff and handed.reply == "" and handed.audio is None
+    assert handed.metrics.ran() == ["decide"] and handed.tools == ["python"]
+
+    answered = pipeline.turn("test:log", text="What is 6 times 7?", message_id="5")
+    assert answered.outcome == "answered" and "42" in answered.reply and answered.error is None
+    assert answered.metrics.ran() == ["decide", "agent", "tts", "encode"]
+    agent, encode = answered.metrics.get("agent"), answered.metrics.get("encode")
+    assert isinstance(agent, AgentMetric) and agent.tools == ("calc",)
+    assert isinstance(encode, EncodeMetric) and encode.output_bytes == len(answered.audio) and not encode.truncated
+    # latency_ms is derived from the typed metrics, with every key the gateways and the log use.
+    lat = answered.latency_ms
+    assert list(lat) == ["decode", "stt", "llm", "tools", "tts", "encode", "total"]
+    assert lat["llm"] == pytest.approx(answered.metrics.get("decide").wall_ms + agent.llm_ms)
+    assert lat["tools"] == agent.tools_ms and lat["encode"] == encode.wall_ms and lat["decode"] == 0.0
+    assert lat["total"] >= sum(m.wall_ms for m in answered.metrics.stages if m.stage != "agent")
+    assert set(answered.cpu_ms) == {"decide", "agent", "tts", "encode", "total"}
+    assert answered.summary()["metrics"][1]["stage"] == "agent"
+
+    logged = [t for t in memory.turns() if t["user_key"] == "test:log"]
+    assert [(t["message_id"], t["outcome"], t["error"]) for t in logged] == [
+        ("1", "refused", "AudioCorrupt"), ("2", "no_speech", "NoSpeech"), ("3", "empty", "Empty"),
+        ("4", "handed_over", ""), ("5", "answered", ""),
+    ]
+    assert logged[0]["latency_ms"]["decode"] > 0 and logged[1]["latency_ms"]["stt"] > 0
+    assert memory.history("test:log", n=10) == [("What is 6 times 7?", answered.reply)]  # only answers are context
+
+
+def test_speak_returns_a_typed_voice_note(pipeline):
+    from june_pipelines.voice.pipeline import SpokenReply
+
+    spoken = pipeline.speak("Hello there. This is a test.")
+    assert isinstance(spoken, SpokenReply) and spoken.bitrate == 32_000 and not spoken.truncated
+    assert probe_audio(spoken.audio).duration_s == pytest.approx(spoken.duration_s, abs=0.1)
+    assert spoken.tts_ms > 0 and spoken.encode_ms > 0
+    assert pipeline.speak("   ") == SpokenReply(None)
+
+
+def test_voice_notes_fit_the_size_limit(tts):
+    from june_pipelines.voice.audio import encode_voice_note
+    from june_pipelines.voice.settings import OpusSettings
+
+    samples = tts.synthesize("This reply is long enough to need a lower bitrate. " * 3)
+    seconds = len(samples) / tts.sample_rate
+    full = encode_voice_note(samples, tts.sample_rate)
+    assert (full.bitrate, full.truncated) == (32_000, False) and full.duration_s == pytest.approx(seconds)
+    lowered = encode_voice_note(samples, tts.sample_rate, max_bytes=len(full.ogg) // 2)
+    assert lowered.bitrate < 32_000 and not lowered.truncated and len(lowered.ogg) <= len(full.ogg) // 2
+    cut = encode_voice_note(samples, tts.sample_rate, max_bytes=4_000)
+    assert cut.truncated and len(cut.ogg) <= 4_000 and cut.duration_s < seconds
+    assert probe_audio(cut.ogg).duration_s == pytest.approx(cut.duration_s, abs=0.1)
+    with pytest.raises(ValueError, match="22050"):
+        OpusSettings(sample_rate=22050)
