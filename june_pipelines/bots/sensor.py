@@ -57,11 +57,11 @@ def _answer(
         assert item is not None
         conversation = memory.open()
         try:
-            pipeline = build_pipeline(None, tts, llm, sandbox, memory=conversation)
-            result = pipeline.turn(
-                f"{item.platform}:{item.user_id}", text=item.transcript, want_audio=item.kind != "text",
-                platform=item.platform, message_id=item.message_id, input_kind=item.kind,
-            )
+            with build_pipeline(None, tts, llm, sandbox, memory=conversation) as pipeline:
+                result = pipeline.turn(
+                    f"{item.platform}:{item.user_id}", text=item.transcript, want_audio=item.kind != "text",
+                    platform=item.platform, message_id=item.message_id, input_kind=item.kind,
+                )
             try:
                 chat.deliver(box, item, result.reply, result.audio, result.audio_duration_s)
             except Exception as exc:

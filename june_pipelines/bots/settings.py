@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from june_pipelines.voice.settings import VOICE_NOTE_MAX_BYTES
+
 log = logging.getLogger("june.bots")
 
 REFUSAL_MODES = ("reply", "ignore")
@@ -43,7 +45,7 @@ class PlatformLimits:
 # files up to 20 MB. Discord: 2000 characters; uploads up to 10 MiB without boosts; June accepts
 # voice messages up to 25 MB.
 LIMITS: dict[str, PlatformLimits] = {
-    "telegram": PlatformLimits(text_chars=4096, voice_bytes=1_000_000, download_bytes=20_000_000),
+    "telegram": PlatformLimits(text_chars=4096, voice_bytes=VOICE_NOTE_MAX_BYTES, download_bytes=20_000_000),
     "discord": PlatformLimits(text_chars=2000, voice_bytes=10 * 1024 * 1024, download_bytes=25_000_000),
 }
 

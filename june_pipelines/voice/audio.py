@@ -38,7 +38,7 @@ class AudioCorrupt(AudioError):
 
 @dataclass(frozen=True)
 class AudioLimits:
-    max_bytes: int = 20 * 1024 * 1024  # Telegram bots may download files up to 20 MB
+    max_bytes: int = 20_000_000  # Telegram bots may download files up to 20 MB (the bots' own limit: bots/settings.py)
     max_duration_s: float = 120.0
 
     def check_size(self, size: int) -> None:
