@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import click
 
@@ -145,7 +144,13 @@ def up_command(host: str, port: int, code_server_port: int, log_dir: str | None,
     from pathlib import Path
 
     from june_pipelines.deploy.instance import describe_storage
-    from june_pipelines.deploy.services import Layout, ServiceError, migrate_instance
+    from june_pipelines.deploy.services import (
+        Layout,
+        ServiceError,
+        migrate_instance,
+        serve_until_interrupted,
+        sigterm_as_interrupt,
+    )
 
     home = Path(_prepare())
     migrate_instance()
@@ -154,11 +159,9 @@ def up_command(host: str, port: int, code_server_port: int, log_dir: str | None,
     layout = Layout(home, host=host, port=port, code_server_port=code_server_port, log_level=log_level,
                     log_dir=Path(log_dir) if log_dir else None)
     try:
-        with layout:
+        with sigterm_as_interrupt(), layout:
             click.echo(f"June's Dagster UI: {layout.url} (Ctrl-C stops the layout)")
-            while True:
-                time.sleep(1)
-                layout.check()
+            serve_until_interrupted(layout)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from typing import Any
 
 import click
@@ -116,7 +115,7 @@ def ui(port: int, host: str) -> None:
     """The Dagster UI on the project's instance: a code server, the webserver and the daemon (which
     runs launched runs, schedules and sensors), as in the deployed layout, until Ctrl-C."""
     from june_pipelines.deploy.instance import describe_storage
-    from june_pipelines.deploy.services import Layout, ServiceError
+    from june_pipelines.deploy.services import Layout, ServiceError, serve_until_interrupted, sigterm_as_interrupt
     from june_pipelines.paths import ensure_dagster_home, june_home
 
     os.environ["JUNE_HOME"] = str(june_home())  # every service sees the same results folder
@@ -126,15 +125,13 @@ def ui(port: int, host: str) -> None:
     click.echo("starting the code server, the daemon and the webserver ...", err=True)
     layout = Layout(home, host=host, port=port, code_server_port=free_port())
     try:
-        with layout:
+        with sigterm_as_interrupt(), layout:
             click.echo(f"\nJune's Dagster UI: {layout.url}")
             if host == "127.0.0.1":
                 click.echo(f"from another machine: ssh -L {port}:127.0.0.1:{port} THIS_HOST"
                            " (or `june ui --host 0.0.0.0`)")
             click.echo("Ctrl-C stops it.")
-            while True:
-                time.sleep(1)
-                layout.check()
+            serve_until_interrupted(layout)
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:

@@ -18,7 +18,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -166,8 +167,7 @@ class Layout:
         workspace = grpc_workspace(self.dagster_home, self.code_server_host, self.code_server_port, LOCATION_NAME)
         self._spawn("daemon", daemon_command(workspace, self.log_level), env)
         self._spawn("webserver", webserver_command(workspace, self.host, self.port, self.log_level), env)
-        self._wait("the webserver", lambda: webserver_answers(ui_url("127.0.0.1" if self.host in ("0.0.0.0", "::")
-                                                                     else self.host, self.port)))
+        self._wait("the webserver", lambda: webserver_answers(self.url))
         return self
 
     def check(self) -> None:
@@ -206,3 +206,25 @@ class Layout:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a service manager, `timeout`, `docker stop`) stops a Layout as Ctrl-C does: its
+    services are stopped instead of orphaned."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def serve_until_interrupted(layout: Layout) -> None:
+    """Block while every service runs; ServiceError when one exits."""
+    while True:
+        time.sleep(1)
+        layout.check()

@@ -106,10 +106,11 @@ def test_cli_evaluation_is_listed_on_the_job_page_and_reexecuted_from_the_ui(tmp
             assert rerun is not None and rerun.parent_run_id == cli_run.run_id
             assert rerun.tags["dagster/partition"] == cli_run.tags["dagster/partition"]
             # The UI's run also refreshes the leaderboard (the automation sensor, in the daemon).
-            ended = rerun_end = instance.get_run_record_by_id(rerun_id).end_time  # type: ignore[union-attr]
+            record = instance.get_run_record_by_id(rerun_id)
+            assert record is not None and record.end_time is not None
             deadline = time.monotonic() + 240
             while not [r for r in instance.fetch_materializations(dg.AssetKey("leaderboard"), limit=3).records
-                       if r.timestamp > (rerun_end or ended or 0)]:
+                       if r.timestamp > record.end_time]:
                 assert time.monotonic() < deadline, "the leaderboard was not refreshed after the UI's run"
                 time.sleep(2)
             ui.close()
