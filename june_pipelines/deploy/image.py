@@ -32,7 +32,7 @@ RUNTIME_REPOSITORY = "june-runtime"
 # voice and the bot gateways, the Triton and OpenAI-compatible clients. Not the test-only extras.
 EXTRAS = ("llama", "docker", "deploy", "voice", "bots", "triton")
 DEBIAN_PACKAGES = ("python3", "libgomp1", "ca-certificates", "tini")
-RECIPE_VERSION = "1"  # bump when the runtime recipe below changes
+RECIPE_VERSION = "2"  # bump when the runtime recipe below changes
 VENV = "/opt/june/venv"
 SOURCE = "/opt/june/src"
 SITE_PACKAGES = f"{VENV}/lib/python3.11/site-packages"
@@ -119,14 +119,12 @@ def build_runtime(tag: str, root: Path = PROJECT_ROOT, log: Log = print, mirror:
         venv = rootfs / VENV.lstrip("/")
         # The venv's interpreter is Debian's /usr/bin/python3.11, inside the image as on this host.
         _run([*_uv(), "venv", "--relocatable", "--python", "/usr/bin/python3.11", str(venv)], "uv venv", log)
-        env = {**os.environ, "UV_LINK_MODE": "copy"}
+        # Copies, not hard links into the cache; wait for a uv that is building a wheel we need.
+        env = {**os.environ, "UV_LINK_MODE": "copy", "UV_LOCK_TIMEOUT": os.environ.get("UV_LOCK_TIMEOUT", "3600")}
         _run([*_uv(), "pip", "install", "--offline", "--no-deps", "--python", str(venv / "bin" / "python"),
               "-r", str(requirements)], "uv pip install (offline, from uv's cache)", log, env=env)
         site = rootfs / SITE_PACKAGES.lstrip("/")
         (site / "june-source.pth").write_text(SOURCE + "\n")
-        june = venv / "bin" / "june"
-        june.write_text(f'#!/bin/sh\nexec {VENV}/bin/python -c "from june_pipelines.cli import main; main()" "$@"\n')
-        june.chmod(0o755)
         archive = Path(tmp) / "rootfs.tar"
         _run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(archive), "."], "tar", log)
         log(f"importing {archive.stat().st_size // 2**20} MiB as {tag}")
@@ -152,9 +150,14 @@ def build_code(tag: str, runtime: str, root: Path = PROJECT_ROOT, log: Log = pri
             target = context / "src" / path.relative_to(root)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, target)
+        june = context / "june"  # the console script an install would write (the source is on the path)
+        entry = "from june_pipelines.cli import main; main(prog_name='june')"
+        june.write_text(f'#!/bin/sh\nexec {VENV}/bin/python -c "{entry}" "$@"\n')
+        june.chmod(0o755)
         (context / "Dockerfile").write_text(
             f"FROM {runtime}\n"
             f"COPY src {SOURCE}\n"
+            f"COPY june {VENV}/bin/june\n"
             f'LABEL org.opencontainers.image.title="june code location" june.runtime="{runtime}"\n'
         )
         repository = tag.split(":", 1)[0]
