@@ -153,9 +153,12 @@ def test_a_ui_launch_is_queued_and_runs_in_a_container(deployment: Deployment) -
     finished = ui.wait_for_run(run_id, timeout_s=540)
     assert finished["status"] == "SUCCESS", f"run {run_id} {finished['status']} (logs: {deployment.layout.log_dir})"
 
-    # Through the queue: enqueued by the webserver, dequeued and launched by the daemon.
-    assert _event_times(instance, run_id, dg.DagsterEventType.RUN_ENQUEUED)
-    assert _event_times(instance, run_id, dg.DagsterEventType.RUN_DEQUEUED)
+    # Through the queue: enqueued by the webserver, then launched (by the daemon) in a container.
+    [enqueued] = _event_times(instance, run_id, dg.DagsterEventType.RUN_ENQUEUED)
+    [starting] = _event_times(instance, run_id, dg.DagsterEventType.RUN_STARTING)
+    assert enqueued <= starting
+    engine_events = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
+    assert any("Launching run in a new container" in (r.event_log_entry.message or "") for r in engine_events)
     # In a container of the code location's image.
     tags = {t["key"]: t["value"] for t in finished["tags"]}
     assert tags["dagster/image"] == deployment.image
