@@ -120,3 +120,17 @@ class DagsterUI:
         if result["__typename"] != "ScheduleStateResult":
             raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
         return str(result["scheduleState"]["status"])
+
+    def stop_schedule(self, name: str) -> str:
+        """Turn a schedule off (its toggle in the UI); returns its new status."""
+        lookup = """query Schedule($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
+            __typename ... on Schedule { scheduleState { id } } ... on PythonError { message } } }"""
+        found = self.query(lookup, {"selector": {**REPOSITORY, "scheduleName": name}})["scheduleOrError"]
+        if found["__typename"] != "Schedule":
+            raise GraphQLError(f"{found['__typename']}: {found.get('message', '')}")
+        document = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) {
+            __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }"""
+        result = self.query(document, {"id": found["scheduleState"]["id"]})["stopRunningSchedule"]
+        if result["__typename"] != "ScheduleStateResult":
+            raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
+        return str(result["scheduleState"]["status"])

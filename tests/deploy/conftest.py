@@ -4,13 +4,17 @@ a thread of its own, and the environment of a deployment rooted in a temporary J
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bots"))  # the fake Bot API lives with the bot tests
@@ -66,5 +70,72 @@ def bot_api() -> Iterator[BotAPIThread]:
     with BotAPIThread() as server:
         yield server
 
-
 BOT_TOKEN = TOKEN
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    home: Path
+    layout: Any  # june_pipelines.deploy.services.Layout
+    ui: Any  # june_pipelines.deploy.graphql.DagsterUI
+    instance: dg.DagsterInstance
+    bot_api: BotAPIThread
+    image: str
+
+
+@contextlib.contextmanager
+def start_deployment(code_image: str, bot_api: BotAPIThread, home: Path) -> Iterator[Deployment]:
+    """A fresh PostgreSQL database, then code server, daemon and webserver with the DockerRunLauncher
+    (host network: runs reach PostgreSQL and the fake Bot API on loopback), rooted in `home`. This
+    process's environment points at the same instance and inbox while it runs."""
+    from postgres_support import fresh_database
+
+    from june_pipelines.deploy.graphql import DagsterUI
+    from june_pipelines.deploy.instance import write_instance_config
+    from june_pipelines.deploy.services import Layout
+    from june_pipelines.paths import INSTANCE_TEMPLATE
+
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    with fresh_database("june_deploy") as url, _patched_env({
+        "JUNE_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "JUNE_POSTGRES_URL": url,
+        "JUNE_RUN_LAUNCHER": "docker",
+        "JUNE_RUN_NETWORK": "host",
+        "JUNE_SANDBOX": "docker",
+        "JUNE_SMOKE_CRON": "* * * * *",
+        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_BASE_URL": bot_api.base_url,
+    }):
+        env = dict(os.environ)
+        assert write_instance_config(dagster_home, INSTANCE_TEMPLATE, env)
+        layout = Layout(dagster_home, port=free_port(), code_server_port=free_port(), log_level="info",
+                        log_dir=home / "logs", image=code_image, env=env)
+        try:
+            with layout, dg.DagsterInstance.get() as instance:
+                instance.add_dynamic_partitions("models", ["smollm2"])
+                ui = DagsterUI(layout.url)
+                yield Deployment(env, home, layout, ui, instance, bot_api, code_image)
+                ui.close()
+        finally:
+            remove_run_containers()
+
+
+@contextlib.contextmanager
+def _patched_env(values: dict[str, str]) -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in values.items():
+            patch.setenv(name, value)
+        patch.delenv("JUNE_PROGRESS_BAR", raising=False)
+        yield
+
+
+def remove_run_containers() -> None:
+    from june_pipelines.sandboxes.image import docker_client
+
+    client = docker_client()
+    for container in client.containers.list(all=True, filters={"label": "june/role=run"}):
+        container.remove(force=True)
+    client.close()

@@ -11,24 +11,19 @@ Telegram Bot API. Latencies are printed as `[measure]` lines (scripts/bench_depl
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import BOT_TOKEN, BotAPIThread, free_port
+from conftest import BotAPIThread, Deployment, start_deployment
 from docker_support import require_docker
-from postgres_support import fresh_database, require_postgres
+from postgres_support import require_postgres
 
-from june_pipelines.deploy.graphql import DagsterUI
-from june_pipelines.deploy.instance import write_instance_config
 from june_pipelines.deploy.services import Layout
-from june_pipelines.paths import INSTANCE_TEMPLATE
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -45,62 +40,14 @@ EVAL_CONFIG = {
 CHAT = 4242
 
 
-@dataclass
-class Deployment:
-    env: dict[str, str]
-    home: Path
-    layout: Layout
-    ui: DagsterUI
-    instance: dg.DagsterInstance
-    bot_api: BotAPIThread
-    image: str
-
-
 @pytest.fixture(scope="module")
 def deployment(
     code_image: str, bot_api: BotAPIThread, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     require_postgres()
     require_docker()
-    home = tmp_path_factory.mktemp("deployed_june")
-    dagster_home = home / "dagster"
-    dagster_home.mkdir()
-    with fresh_database("june_deploy") as url, pytest.MonkeyPatch.context() as patch:
-        deployment_env = {
-            "JUNE_HOME": str(home),
-            "DAGSTER_HOME": str(dagster_home),
-            "JUNE_POSTGRES_URL": url,
-            "JUNE_RUN_LAUNCHER": "docker",
-            "JUNE_RUN_NETWORK": "host",  # runs reach PostgreSQL and the fake Bot API on this host's loopback
-            "JUNE_SANDBOX": "docker",
-            "JUNE_SMOKE_CRON": "* * * * *",
-            "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-            "TELEGRAM_API_BASE_URL": bot_api.base_url,
-        }
-        for name, value in deployment_env.items():  # this test process opens the same instance and inbox
-            patch.setenv(name, value)
-        patch.delenv("JUNE_PROGRESS_BAR", raising=False)
-        env = dict(os.environ)
-        assert write_instance_config(dagster_home, INSTANCE_TEMPLATE, env)
-        layout = Layout(dagster_home, port=free_port(), code_server_port=free_port(), log_level="info",
-                        log_dir=home / "logs", image=code_image, env=env)
-        try:
-            with layout, dg.DagsterInstance.get() as instance:
-                instance.add_dynamic_partitions("models", ["smollm2"])
-                ui = DagsterUI(layout.url)
-                yield Deployment(env, home, layout, ui, instance, bot_api, code_image)
-                ui.close()
-        finally:
-            _remove_run_containers()
-
-
-def _remove_run_containers() -> None:
-    from june_pipelines.sandboxes.image import docker_client
-
-    client = docker_client()
-    for container in client.containers.list(all=True, filters={"label": "june/role=run"}):
-        container.remove(force=True)
-    client.close()
+    with start_deployment(code_image, bot_api, tmp_path_factory.mktemp("deployed_june")) as running:
+        yield running
 
 
 def _runs(instance: dg.DagsterInstance, **tags: str) -> list[dg.DagsterRun]:
@@ -195,8 +142,10 @@ def test_a_schedule_turned_on_ticks_and_its_run_succeeds(deployment: Deployment)
     ui, instance = deployment.ui, deployment.instance
     assert ui.start_schedule("deployment_smoke_test") == "RUNNING"
     started = time.time()
-    [run] = _wait("a tick of deployment_smoke_test (every minute in this test)",
-                  lambda: _runs(instance, **{"dagster/schedule_name": "deployment_smoke_test"}), 150, deployment.layout)
+    [run, *_] = _wait("a tick of deployment_smoke_test (every minute in this test)",
+                      lambda: _runs(instance, **{"dagster/schedule_name": "deployment_smoke_test"}), 150,
+                      deployment.layout)
+    assert ui.stop_schedule("deployment_smoke_test") == "STOPPED"  # one tick is the test; the bot test follows
     finished = ui.wait_for_run(run.run_id, timeout_s=400)
     assert finished["status"] == "SUCCESS"
     assert run.tags["dagster/partition"] == str(PARTITION) and "docker/container_id" in finished_tags(finished)
