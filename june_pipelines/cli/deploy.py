@@ -16,17 +16,21 @@ import click
 from june_pipelines.deploy.services import DEFAULT_CODE_SERVER_PORT, LOG_LEVELS
 
 
-def _prepare() -> str:
+def prepare_instance() -> str:
     """DAGSTER_HOME with its instance config; the clear one-line error when the environment is wrong."""
     from june_pipelines.db import DatabaseConfigError
-    from june_pipelines.deploy.instance import InstanceConfigError
-    from june_pipelines.paths import ensure_dagster_home, june_home
+    from june_pipelines.deploy.instance import InstanceConfigError, unmanaged_note
+    from june_pipelines.paths import INSTANCE_TEMPLATE, ensure_dagster_home, june_home
 
     os.environ["JUNE_HOME"] = str(june_home())
     try:
-        return str(ensure_dagster_home())
+        home = ensure_dagster_home()
     except (InstanceConfigError, DatabaseConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    note = unmanaged_note(home, INSTANCE_TEMPLATE)
+    if note:
+        click.echo(f"note: {note}", err=True)
+    return str(home)
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -66,7 +70,7 @@ def config_command(show: bool) -> None:
 
     from june_pipelines.deploy.instance import describe_storage
 
-    home = Path(_prepare())
+    home = Path(prepare_instance())
     path = home / "dagster.yaml"
     if show:
         click.echo(path.read_text(), nl=False)
@@ -80,7 +84,7 @@ def migrate_command() -> None:
     """Create or upgrade the instance's schema (as `dagster instance migrate`)."""
     from june_pipelines.deploy.services import migrate_instance
 
-    _prepare()
+    prepare_instance()
     migrate_instance()
     click.echo("instance schema is current")
 
@@ -94,7 +98,7 @@ def code_server_command(host: str, port: int, image: str | None, log_level: str)
     """Serve the code location `june` over gRPC (`dagster code-server start`)."""
     from june_pipelines.deploy.services import code_server_command as command
 
-    _prepare()
+    prepare_instance()
     _exec(command(host, port, log_level, image))
 
 
@@ -110,7 +114,7 @@ def webserver_command(host: str, port: int, code_server: str, log_level: str) ->
     from june_pipelines.deploy.instance import grpc_workspace
     from june_pipelines.deploy.services import webserver_command as command
 
-    home = Path(_prepare())
+    home = Path(prepare_instance())
     grpc_host, grpc_port = _address(code_server)
     _exec(command(grpc_workspace(home, grpc_host, grpc_port), host, port, log_level))
 
@@ -126,7 +130,7 @@ def daemon_command(code_server: str, log_level: str) -> None:
     from june_pipelines.deploy.services import daemon_command as command
     from june_pipelines.deploy.services import migrate_instance
 
-    home = Path(_prepare())
+    home = Path(prepare_instance())
     grpc_host, grpc_port = _address(code_server)
     migrate_instance()
     _exec(command(grpc_workspace(home, grpc_host, grpc_port), log_level))
@@ -152,7 +156,7 @@ def up_command(host: str, port: int, code_server_port: int, log_dir: str | None,
         sigterm_as_interrupt,
     )
 
-    home = Path(_prepare())
+    home = Path(prepare_instance())
     migrate_instance()
     click.echo(f"instance: {describe_storage(os.environ, home)}; run launcher: "
                f"{os.environ.get('JUNE_RUN_LAUNCHER', 'default')}", err=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import click
@@ -27,13 +28,13 @@ def run_evaluation(
     import dagster as dg
 
     from june_pipelines.assets.benchmarks import model_partitions
+    from june_pipelines.cli.deploy import prepare_instance
     from june_pipelines.deploy.cli_runs import execute_job_run
     from june_pipelines.evals.store import EvalStore
-    from june_pipelines.paths import ensure_dagster_home
     from june_pipelines.registry import get_model
 
     get_model(model)  # unknown models fail here, with the list of known ones
-    ensure_dagster_home()
+    prepare_instance()
     # The terminal shows progress bars and warnings; the full event log is in the UI.
     loggers = {"console": {"config": {"log_level": "WARNING"}}}
     run_config = {
@@ -114,12 +115,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 def ui(port: int, host: str) -> None:
     """The Dagster UI on the project's instance: a code server, the webserver and the daemon (which
     runs launched runs, schedules and sensors), as in the deployed layout, until Ctrl-C."""
+    from june_pipelines.cli.deploy import prepare_instance
     from june_pipelines.deploy.instance import describe_storage
     from june_pipelines.deploy.services import Layout, ServiceError, serve_until_interrupted, sigterm_as_interrupt
-    from june_pipelines.paths import ensure_dagster_home, june_home
+    from june_pipelines.paths import june_home
 
-    os.environ["JUNE_HOME"] = str(june_home())  # every service sees the same results folder
-    home = ensure_dagster_home()
+    home = Path(prepare_instance())  # also exports JUNE_HOME: every service sees the same results folder
     click.echo(f"JUNE_HOME   {june_home()} (results)", err=True)
     click.echo(f"instance    {describe_storage(os.environ, home)} (runs, events, schedules)", err=True)
     click.echo("starting the code server, the daemon and the webserver ...", err=True)

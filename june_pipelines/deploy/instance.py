@@ -18,6 +18,7 @@ A DAGSTER_HOME/dagster.yaml that June did not write is left as it is (the user m
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,11 @@ FORWARDED_PREFIXES = ("JUNE_", "DAGSTER_PG_", "TELEGRAM_", "DISCORD_")
 FORWARDED_NAMES = ("HF_TOKEN", "DAGSTER_HOME")
 _HEADER = "# Written by `june` from {template} and the environment; edits here are replaced.\n"
 _HEADER_PREFIX = "# Written by `june` from "
+# sha256 of the project dagster.yaml files that earlier June versions copied into DAGSTER_HOME verbatim.
+_EARLIER_COPIES = frozenset({
+    "feae3d66a2dc65016d78652662130a65ce683334fa9308ec98ece822d0801d33",
+    "d9ac6cf03605256621bac18aa70e7a98bd2be7112951eae6c0658f5aa83e4cc8",
+})
 
 
 class InstanceConfigError(ValueError):
@@ -150,12 +156,22 @@ def render(template: Path, environ: Mapping[str, str]) -> str:
 
 
 def is_june_managed(config: Path, template: Path) -> bool:
-    """Whether `config` was written by June (and may be rewritten): ours, or a plain copy of the template
-    (what June wrote before it generated the file)."""
+    """Whether `config` was written by June (and may be rewritten): ours, or a plain copy of the project's
+    file (what earlier June versions put there)."""
     if not config.exists():
         return True
     text = config.read_text()
-    return text.startswith(_HEADER_PREFIX) or (template.exists() and text == template.read_text())
+    if text.startswith(_HEADER_PREFIX) or (template.exists() and text == template.read_text()):
+        return True
+    return hashlib.sha256(text.encode()).hexdigest() in _EARLIER_COPIES
+
+
+def unmanaged_note(home: Path, template: Path) -> str | None:
+    """A one-line note for the CLI when DAGSTER_HOME/dagster.yaml is the user's own (June leaves it)."""
+    config = home / "dagster.yaml"
+    if config.resolve() == template.resolve() or is_june_managed(config, template):
+        return None
+    return f"{config} was not written by June: using it as it is (remove it to let June write it)"
 
 
 def write_instance_config(home: Path, template: Path, environ: Mapping[str, str] | None = None) -> bool:

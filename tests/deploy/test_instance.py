@@ -3,6 +3,7 @@ when configured (schema created on first use), the Docker run launcher, and the 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -124,3 +125,17 @@ def test_a_dagster_yaml_june_did_not_write_is_left_alone(tmp_path: Path) -> None
     (tmp_path / "dagster.yaml").write_text(INSTANCE_TEMPLATE.read_text())
     assert june_instance.write_instance_config(tmp_path, INSTANCE_TEMPLATE, {"JUNE_RUN_LAUNCHER": "docker"})
     assert "DockerRunLauncher" in (tmp_path / "dagster.yaml").read_text()
+
+
+def test_a_copy_an_earlier_june_made_is_upgraded_and_a_users_own_file_is_noted(tmp_path: Path) -> None:
+    earlier = subprocess.run(["git", "show", "539a96e:dagster.yaml"], cwd=INSTANCE_TEMPLATE.parent,
+                             capture_output=True, text=True)
+    if earlier.returncode != 0:
+        pytest.skip("no git history here")
+    (tmp_path / "dagster.yaml").write_text(earlier.stdout)
+    assert june_instance.unmanaged_note(tmp_path, INSTANCE_TEMPLATE) is None
+    assert june_instance.write_instance_config(tmp_path, INSTANCE_TEMPLATE, {})
+    assert (tmp_path / "dagster.yaml").read_text().startswith("# Written by `june`")
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    note = june_instance.unmanaged_note(tmp_path, INSTANCE_TEMPLATE)
+    assert note is not None and "not written by June" in note

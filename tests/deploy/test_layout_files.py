@@ -93,6 +93,13 @@ def test_compose_services_run_existing_june_commands_on_a_shared_network_and_vol
     assert volume == compose["volumes"]["june-home"]["name"] and mount == env["JUNE_HOME"]
     assert "/var/run/docker.sock:/var/run/docker.sock" in services["daemon"]["volumes"]
     assert services["code-server"]["environment"]["DAGSTER_CURRENT_IMAGE"] == env["JUNE_RUN_IMAGE"]
+    # The services share one dagster.yaml (whoever starts last writes it): the same forwarded names in each.
+    from june_pipelines.deploy.instance import forwarded_env
+
+    dagster_services = ("code-server", "webserver", "daemon")
+    forwarded = {name: tuple(forwarded_env(services[name]["environment"])) for name in dagster_services}
+    assert len(set(forwarded.values())) == 1, forwarded
+    assert "TELEGRAM_BOT_TOKEN" in forwarded["daemon"]
 
 
 def test_dockerfile_installs_the_extras_the_offline_image_has() -> None:
