@@ -16,9 +16,6 @@ from typing import Any
 
 import click
 
-# HumanEval's canonical solutions are at most ~250 tokens; a longer chat answer is a runaway loop.
-DEMO_MAX_TOKENS = 256
-
 
 def run_evaluation(
     model: str, benchmark: str, completions: dict[str, Any], problems: dict[str, Any], ks: list[int]
@@ -98,7 +95,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def demo(limit: int | None) -> None:
     """The main job on the embedded default: HumanEval pass@1 (greedy, n=1) of the bundled SmolLM2
     model, run through the Dagster evaluation assets, then a result table and where results are."""
-    completions = {"n": 1, "temperature": 0.0, "max_tokens": DEMO_MAX_TOKENS}
+    from june_pipelines.assets.benchmarks import DEFAULT_MAX_TOKENS  # the UI's launch form default too
+
+    completions = {"n": 1, "temperature": 0.0, "max_tokens": DEFAULT_MAX_TOKENS}
     summary = run_evaluation("smollm2", "humaneval", completions, {"limit": limit}, [1])
     _print_summary(summary)
 

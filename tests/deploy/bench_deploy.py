@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import dagster as dg  # noqa: E402
-from conftest import BotAPIThread, start_deployment  # noqa: E402
+from deploy_support import BotAPIThread, start_deployment  # noqa: E402
 from test_deployment import EVAL_CONFIG, PARTITION_TAGS  # noqa: E402
 
 from june_pipelines.deploy.image import ensure_code_image  # noqa: E402

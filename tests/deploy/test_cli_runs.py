@@ -15,8 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import free_port
 from dagster._core.instance.ref import InstanceRef
+from deploy_support import free_port
 
 from june_pipelines.deploy.cli_runs import execute_job_run
 from june_pipelines.deploy.graphql import DagsterUI

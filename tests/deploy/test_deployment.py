@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from conftest import BotAPIThread, Deployment, start_deployment
+from deploy_support import BotAPIThread, Deployment, start_deployment
 from docker_support import require_docker
 from postgres_support import require_postgres
 
