@@ -68,6 +68,10 @@ def test_helm_values_match_the_rendered_instance_and_dagster_yaml() -> None:
     assert chart["runs"]["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
     assert chart["pools"]["defaultLimit"] == pools["default_limit"]
     assert instance["concurrency"] == project["concurrency"]
+    retries = values["dagsterDaemon"]["runRetries"]
+    assert instance["run_retries"] == project["run_retries"] == {
+        "enabled": retries["enabled"], "max_retries": retries["maxRetries"],
+        "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"]}
 
 
 def test_compose_services_run_existing_june_commands_on_a_shared_network_and_volume() -> None:
