@@ -393,7 +393,9 @@ def pass_at_k_valid(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResu
     group_name=GROUP,
     kinds={"python", "parquet"},
     deps=[pass_at_k],
-    automation_condition=dg.AutomationCondition.eager(),
+    # eager() would wait until every model|benchmark partition exists; refresh after any new pass@k
+    # instead (evaluated by the `leaderboard_automation` sensor, june_pipelines/deploy/automation.py).
+    automation_condition=dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()),
 )
 def leaderboard(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """One row per model and score settings (backend, prompt style, n, temperature, top_p, max_tokens,

@@ -8,9 +8,11 @@ import click
 
 from june_pipelines.cli.bench import bench_group
 from june_pipelines.cli.bot import bot_group
+from june_pipelines.cli.deploy import deploy_group
 from june_pipelines.cli.doctor import doctor
 from june_pipelines.cli.engine import engine_group
-from june_pipelines.cli.eval import demo, eval_group, ui
+from june_pipelines.cli.eval import eval_group
+from june_pipelines.cli.runs import demo, ui
 from june_pipelines.cli.sandbox import sandbox_group
 from june_pipelines.cli.triton import triton_group
 from june_pipelines.cli.voice import voice_group
@@ -29,5 +31,5 @@ def main() -> None:
 
 
 for command in (demo, eval_group, ui, bench_group, sandbox_group, engine_group, triton_group, voice_group, bot_group,
-                doctor):
+                doctor, deploy_group):
     main.add_command(command)

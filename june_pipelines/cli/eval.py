@@ -1,7 +1,7 @@
-"""`june demo`, `june ui` and `june eval ...`: evaluations from the command line.
+"""`june eval ...`: evaluations from the command line.
 
-`june eval run` and `june demo` execute the same Dagster job the UI shows, against the project's
-instance, so their runs and metadata appear in `june ui` afterwards.
+`june eval run` executes the same Dagster job the UI shows, against the project's instance, as a run
+of the workspace's code location (june_pipelines/cli/runs.py), so it appears in `june ui` afterwards.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import click
 
 from june_pipelines.cli.errors import BadInput
+from june_pipelines.cli.runs import _print_summary, run_evaluation
 from june_pipelines.evals.datasets import BENCHMARKS
 
 
@@ -232,73 +231,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def run_evaluation(model: str, benchmark: str, completions: dict[str, Any], problems: dict[str, Any], ks: list[int]) -> dict[str, Any]:
-    """Run the `evaluation` job for one model|benchmark partition, then refresh the leaderboard,
-    on the project's Dagster instance. Returns the pass@k summary."""
-    import dagster as dg
-
-    from june_pipelines.assets.benchmarks import model_partitions
-    from june_pipelines.definitions import defs
-    from june_pipelines.evals.store import EvalStore
-    from june_pipelines.paths import ensure_dagster_home
-    from june_pipelines.registry import get_model
-
-    get_model(model)  # unknown models fail here, with the list of known ones
-    ensure_dagster_home()
-    instance = dg.DagsterInstance.get()
-    if not instance.has_dynamic_partition(model_partitions.name, model):
-        instance.add_dynamic_partitions(model_partitions.name, [model])
-    run_config = {
-        # The terminal shows progress bars and warnings; the full event log is in the UI.
-        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
-        "ops": {
-            "problems": {"config": problems},
-            "completions": {"config": completions},
-            "pass_at_k": {"config": {"ks": ks}},
-        }
-    }
-    partition = dg.MultiPartitionKey({"model": model, "benchmark": benchmark})
-    result = defs.resolve_job_def("evaluation").execute_in_process(
-        run_config=run_config, partition_key=partition, instance=instance, raise_on_error=False
-    )
-    if not result.success:
-        raise click.ClickException(f"evaluation run {result.run_id} failed; see `june ui` for its logs")
-    failed_checks = [
-        e.asset_check_evaluation_data.check_name
-        for e in result.get_asset_check_evaluations()
-        if not e.passed
-    ]
-    if failed_checks:
-        click.echo(f"warning: asset checks failed: {', '.join(failed_checks)}", err=True)
-    defs.resolve_job_def("leaderboard_refresh").execute_in_process(
-        instance=instance, run_config={"loggers": run_config["loggers"]}
-    )
-    summary = EvalStore(model, benchmark).latest_summary()
-    summary["run_id"] = result.run_id
-    return summary
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    from june_pipelines.evals.store import EvalStore
-    from june_pipelines.paths import leaderboard_path
-
-    ks = [k for k in summary if k.split("@")[0] in ("pass", "base_pass") and k.split("@")[-1].isdigit()]
-    click.echo("")
-    click.echo(f"{'model':<12} {'benchmark':<13} {'tasks':>5} {'samples':>7}  " + "  ".join(f"{k:>26}" for k in ks))
-    cells = [f"{summary[k]:.4f} [{summary[k + '_ci_low']:.4f}, {summary[k + '_ci_high']:.4f}]" for k in ks]
-    click.echo(
-        f"{summary['model']:<12} {summary['benchmark']:<13} {summary['tasks']:>5} {summary['samples']:>7}  "
-        + "  ".join(f"{c:>26}" for c in cells)
-    )
-    click.echo("(each score with its 95% interval over tasks)")
-    store = EvalStore(summary["model"], summary["benchmark"])
-    click.echo("")
-    click.echo(f"per-sample results: {store.root}")
-    click.echo(f"leaderboard:        {leaderboard_path()}")
-    click.echo(f"Dagster run {summary['run_id']}: open `june ui` to see the asset graph and metadata")
-    click.echo(json.dumps({k: summary[k] for k in ("model", "benchmark", *ks)}))
-
-
 def partition_args(first: str, second: str | None) -> tuple[str, str]:
     """(model, benchmark) from `MODEL BENCHMARK`, `BENCHMARK MODEL`, or one partition key typed
     either way (`humaneval|smollm2`, as the UI shows it, or `smollm2|humaneval`)."""
@@ -335,34 +267,6 @@ def run_command(
     completions = {"n": n, "temperature": temperature, "max_tokens": max_tokens, "prompt_style": prompt_style}
     summary = run_evaluation(model, benchmark, completions, {"limit": limit, "source": source}, k_values)
     _print_summary(summary)
-
-
-# HumanEval's canonical solutions are at most ~250 tokens; a longer chat answer is a runaway loop.
-DEMO_MAX_TOKENS = 256
-
-
-@click.command("demo")
-@click.option("--limit", type=int, default=None, help="Only the first N HumanEval tasks (default: all 164).")
-def demo(limit: int | None) -> None:
-    """The main job on the embedded default: HumanEval pass@1 (greedy, n=1) of the bundled SmolLM2
-    model, run through the Dagster evaluation assets, then a result table and where results are."""
-    completions = {"n": 1, "temperature": 0.0, "max_tokens": DEMO_MAX_TOKENS}
-    summary = run_evaluation("smollm2", "humaneval", completions, {"limit": limit}, [1])
-    _print_summary(summary)
-
-
-@click.command("ui")
-@click.option("--port", default=3000, show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True)
-def ui(port: int, host: str) -> None:
-    """Start the Dagster UI (`dagster dev`) on the project's workspace and instance."""
-    from june_pipelines.paths import PROJECT_ROOT, ensure_dagster_home, june_home
-
-    os.environ["JUNE_HOME"] = str(june_home())  # the code server runs in PROJECT_ROOT, not here
-    home = ensure_dagster_home()
-    click.echo(f"DAGSTER_HOME={home}", err=True)
-    command = [sys.executable, "-m", "dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port), "-h", host]
-    raise SystemExit(subprocess.call(command, cwd=PROJECT_ROOT))
 
 
 @eval_group.command("baseline")
