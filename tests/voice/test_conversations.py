@@ -94,7 +94,8 @@ def test_the_voice_domain_binds_its_own_resources():
     assert isinstance(defs.resources["stt"], STTResource) and isinstance(defs.resources["tts"], TTSResource)
     assert isinstance(defs.resources["memory"], ConversationMemoryResource)
     assert not {"stt", "tts", "memory"} & set(default_resources())  # bound once, by the domain
-    assert code_location.resolve_job_def("bot_agentic_turn") is not None  # its tts and memory resolve
+    for job in ("bot_agentic_turn_telegram", "bot_agentic_turn_discord"):  # their tts and memory resolve
+        assert code_location.resolve_job_def(job) is not None
     assert {"conversation_transcripts", "conversation_latency_summary"} <= {
         k.to_user_string() for k in code_location.resolve_asset_graph().get_all_asset_keys()
     }
