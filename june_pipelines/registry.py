@@ -6,10 +6,10 @@ Parameters live here, not in partition keys. The default registry ships with the
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from functools import cache
-import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 

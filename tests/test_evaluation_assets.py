@@ -6,8 +6,8 @@ import pytest
 
 from june_pipelines.assets import benchmarks
 from june_pipelines.evals.store import EvalStore
-from june_pipelines.paths import leaderboard_path
 from june_pipelines.inference.resources import LlamaCppLLMResource
+from june_pipelines.paths import leaderboard_path
 from june_pipelines.sandboxes.resources import ProcessSandboxResource
 
 EVAL_ASSETS = [benchmarks.problems, benchmarks.reference_outputs, benchmarks.completions, benchmarks.executions,

@@ -315,7 +315,9 @@ def executions(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> d
 
 
 class PassAtKConfig(dg.Config):
-    ks: list[int] = Field(default=DEFAULT_KS, description="k values; only those with k <= n for every task are reported.")
+    ks: list[int] = Field(
+        default=DEFAULT_KS, description="k values; only those with k <= n for every task are reported."
+    )
 
 
 @dg.asset(partitions_def=eval_partitions, group_name=GROUP, kinds={"python", "parquet"}, deps=[executions])
@@ -441,7 +443,8 @@ def pass_at_k_regression(context: dg.AssetCheckExecutionContext) -> dg.AssetChec
     warn = EvalSettings.from_env().regression_severity == "warn"
     severity = dg.AssetCheckSeverity.WARN if warn else dg.AssetCheckSeverity.ERROR
     if baseline is None:
-        return dg.AssetCheckResult(passed=True, metadata={"baseline": "none recorded (june eval baseline MODEL BENCHMARK)"})
+        none = "none recorded (june eval baseline MODEL BENCHMARK)"
+        return dg.AssetCheckResult(passed=True, metadata={"baseline": none})
     base_run, base_sandbox = baseline
     decision = regression_check(base_run.read_executions(base_sandbox), run.read_executions(str(pointer["sandbox"])))
     if decision is None:

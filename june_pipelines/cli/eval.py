@@ -62,7 +62,8 @@ def eval_group() -> None:
 )
 @click.option("--k", "ks", default="1,10,100", show_default=True, callback=_ks_option,
               help="Comma-separated k values (k <= n only).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Results file (default: SAMPLES_results.jsonl).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Results file (default: SAMPLES_results.jsonl).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing results file.")
 @click.option("--timeout", type=float, default=None, callback=_positive_seconds,
               help="Seconds per program for humaneval/mbpp, instead of each task's limit calibrated from its "
@@ -287,7 +288,8 @@ def baseline_command(model: str, benchmark: str | None) -> None:
     store.set_baseline(run, str(pointer["sandbox"]))
     click.echo(f"baseline for {benchmark}|{model}: run {run.key} ({pointer['sandbox']} sandbox), "
                f"pass@1 {summary.get('pass@1', 0.0):.4f}")
-    click.echo(json.dumps({"model": model, "benchmark": benchmark, "run_key": run.key, "pass@1": summary.get("pass@1")}))
+    click.echo(json.dumps({"model": model, "benchmark": benchmark, "run_key": run.key,
+                           "pass@1": summary.get("pass@1")}))
 
 
 @eval_group.command("references")

@@ -222,7 +222,9 @@ def _score_calls(indexed: list[tuple[int, Sample]], problems: Mapping[str, Probl
     backend.run_calls(programs, limits, on_half)
 
 
-def _plus_result(sample: Sample, problem: Problem, references: References, halves: dict[str, CallsResult]) -> SampleResult:
+def _plus_result(
+    sample: Sample, problem: Problem, references: References, halves: dict[str, CallsResult]
+) -> SampleResult:
     expected = references.get(problem.task_id).expected
     assert expected is not None
     base, plus = halves["base"], halves["plus"]

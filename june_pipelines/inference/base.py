@@ -109,7 +109,7 @@ class LLMClient(ABC):
         """Yield text pieces as they are generated. Backends without streaming yield one piece."""
         yield self.chat(messages, params).text
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook: backends with nothing to release keep it)
         """Release the model or connection. Idempotent."""
 
     def __enter__(self) -> LLMClient:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
-class Status(str, enum.Enum):
+class Status(str, enum.Enum):  # noqa: UP042  (StrEnum would change str(member), which logs and reprs use)
     PASSED = "passed"
     FAILED = "failed"
     TIMED_OUT = "timed out"
@@ -157,10 +157,10 @@ class SandboxBackend(ABC):
     @abstractmethod
     def info(self) -> SandboxInfo: ...
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027  (an optional hook: workers may start lazily instead)
         """Start the workers now (to time or fail early); `run` otherwise starts them on first use."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (an optional hook, like `start`)
         """Stop workers and release resources. Idempotent."""
 
     def __enter__(self) -> SandboxBackend:

@@ -82,7 +82,9 @@ def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> dict[str, int | str
     # Control tokens (type 3) such as <|im_start|> must be matched whole and skipped on decode.
     from tokenizers import AddedToken
 
-    specials = [AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, token_types) if ty == 3]
+    specials = [
+        AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, token_types, strict=True) if ty == 3
+    ]
     tok.add_special_tokens(specials)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save(str(out_dir / "tokenizer.json"))

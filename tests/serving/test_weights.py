@@ -113,7 +113,11 @@ def test_interrupted_download_keeps_completed_files_for_resume(local_registry, t
 
 
 REV = "12fd25f77366fa6b3b4b768ec3050bf629380bac"
-HUB_FILES = {"config.json": b'{"model_type": "llama"}', "model.safetensors": bytes(range(256)) * 40, "README.md": b"card"}
+HUB_FILES = {
+    "config.json": b'{"model_type": "llama"}',
+    "model.safetensors": bytes(range(256)) * 40,
+    "README.md": b"card",
+}
 
 
 @pytest.fixture
@@ -128,12 +132,20 @@ def hub():
 def _hub_spec():
     from june_pipelines.registry import ModelSpec
 
-    return ModelSpec(id="hub-model", hub_repo="HuggingFaceTB/SmolLM2-135M-Instruct", revision=REV, files=("config.json", "*.safetensors"))
+    return ModelSpec(
+        id="hub-model",
+        hub_repo="HuggingFaceTB/SmolLM2-135M-Instruct",
+        revision=REV,
+        files=("config.json", "*.safetensors"),
+    )
 
 
 def test_hub_download_at_pinned_revision_checked_against_the_hub(hub, tmp_path):
     got = W.ensure_weights(_hub_spec(), tmp_path / "store", endpoint=hub.url)
-    assert got.path == tmp_path / "store" / "hub-model" / REV and got.manifest.source == "hub:HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert (
+        got.path == tmp_path / "store" / "hub-model" / REV
+        and got.manifest.source == "hub:HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
     assert {f.path: f.sha256 for f in got.manifest.files} == {
         "config.json": hashlib.sha256(HUB_FILES["config.json"]).hexdigest(),
         "model.safetensors": hashlib.sha256(HUB_FILES["model.safetensors"]).hexdigest(),
@@ -148,7 +160,9 @@ def test_hub_download_at_pinned_revision_checked_against_the_hub(hub, tmp_path):
 def test_hub_download_with_corrupt_file_is_not_published(tmp_path):
     from fake_hub import FakeHub
 
-    server = FakeHub("HuggingFaceTB/SmolLM2-135M-Instruct", REV, HUB_FILES, lfs={"model.safetensors"}, corrupt={"model.safetensors"})
+    server = FakeHub(
+        "HuggingFaceTB/SmolLM2-135M-Instruct", REV, HUB_FILES, lfs={"model.safetensors"}, corrupt={"model.safetensors"}
+    )
     try:
         with pytest.raises(W.WeightsError, match="sha256 differs from the hub's"):
             W.ensure_weights(_hub_spec(), tmp_path / "store", endpoint=server.url)

@@ -39,9 +39,9 @@ class TritonPythonModel:
                 tokens = pb_utils.get_input_tensor_by_name(request, "TOKENS_BATCH").as_numpy()
                 lengths = pb_utils.get_input_tensor_by_name(request, "SEQUENCE_LENGTH").as_numpy()
                 texts = []
-                for item_tokens, item_lengths in zip(tokens, lengths):
+                for item_tokens, item_lengths in zip(tokens, lengths, strict=True):
                     beams = []
-                    for beam, length in zip(item_tokens, item_lengths):
+                    for beam, length in zip(item_tokens, item_lengths, strict=True):
                         ids = [int(t) for t in beam[: int(length)]]
                         beams.append(self.tokenizer.decode(ids, skip_special_tokens=self.skip_special).encode("utf-8"))
                     texts.append(beams)
