@@ -295,6 +295,24 @@ def _trivial(tree: ast.Module) -> bool:
     )
 
 
+_INCOMPLETE = ("never closed", "unexpected EOF", "expected an indented block", "unterminated triple-quoted")
+
+
+def _rejected_line(chunk: str, body_ok: bool) -> int | None:
+    """The line (from 1) where the parser gives up on `chunk`, unless the chunk is merely
+    incomplete (an open bracket or block that later lines might close)."""
+    header = 'def _entry_point_():\n    """The prompt."""\n' if body_ok and chunk[:1] in (" ", "\t") else ""
+    try:
+        ast.parse(header + chunk)
+    except SyntaxError as error:
+        if error.lineno is None or any(words in str(error.msg) for words in _INCOMPLETE):
+            return None
+        return max(1, error.lineno - header.count("\n"))
+    except (ValueError, MemoryError, RecursionError):
+        return None
+    return None
+
+
 def _code_runs(text: str, body_ok: bool, repair: bool, entry_point: str | None, max_lines: int = 400) -> list[str]:
     """The whole text when it is code (its indentation repaired if `repair`), else the maximal
     runs of lines that parse (as a module, or as a body when `body_ok`), in order, leaving out
@@ -310,15 +328,19 @@ def _code_runs(text: str, body_ok: bool, repair: bool, entry_point: str | None, 
         if not lines[start].strip():
             start += 1
             continue
-        found = 0
-        for end in range(len(lines), start, -1):
+        found, end = 0, len(lines)
+        while end > start:
             if not lines[end - 1].strip():
+                end -= 1
                 continue
             chunk = "\n".join(lines[start:end])
             code = _as_code(chunk, body_ok, repair=False)
             if code is not None and (code.tree is None or not _trivial(code.tree)):
                 found = end
                 break
+            # No longer run can get past a line the parser rejects: retry just before it.
+            bad = _rejected_line(chunk, body_ok)
+            end = min(end - 1, start + bad - 1) if bad else end - 1
         if found:
             runs.append("\n".join(lines[start:found]).strip("\n"))
             start = found

@@ -2,10 +2,11 @@
 
   # once (CPU-heavy, about 8 min for HumanEval and 30 min for MBPP on 2 cores): SmolLM2's chat
   # answers through June's generation code, journaled under JUNE_HOME
-  JUNE_HOME=/tmp/june-extraction nice .venv/bin/python tests/evals/bench_extraction.py generate humaneval
+  JUNE_HOME=/tmp/june-extraction nice .venv/bin/python tests/evals/bench_extraction.py generate humaneval \
+      [--uncut] [--limit N]
   # then, as often as wanted: sample files per variant, scored with `june eval score --sandbox process`
   JUNE_HOME=/tmp/june-extraction .venv/bin/python tests/evals/bench_extraction.py score humaneval \
-      [--answers SAVED_JOURNAL.jsonl]
+      [--uncut] [--answers SAVED_JOURNAL.jsonl]
 
 `score` writes one samples file per variant (naive; the sanitizer; the sanitizer with one step
 turned off) next to the journal, scores each with `june eval score`, and prints, per step, the
@@ -21,6 +22,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,27 +34,37 @@ from june_pipelines.evals.store import EvalStore
 SHARED_DATA = Path(os.environ.get("JUNE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 MBPP_SOURCE = str(SHARED_DATA / "mbpp" / "mbpp.jsonl")
 SETTINGS = GenerationSettings(model="smollm2", style="chat", n=1, temperature=0.0, max_tokens=384)
+# `--uncut`: answers not cut at the end of their first code block, as a reasoning model's are
+# (`reasoning=True` drops the chat stop sequence); here they show prose, examples and tests.
+UNCUT = replace(SETTINGS, reasoning=True)
+
+
+def _journal(store: EvalStore, uncut: bool) -> Path:
+    return store.root / "completions_uncut.jsonl" if uncut else store.journal
 
 
 def _problems(benchmark: str) -> tuple[list[Problem], list[Problem]]:
     return load_problems(benchmark, MBPP_SOURCE if benchmark == "mbpp" else None)
 
 
-def generate(benchmark: str) -> None:
+def generate(benchmark: str, uncut: bool, limit: int | None) -> None:
     from june_pipelines.inference.resources import LlamaCppLLMResource
     from june_pipelines.progress import Progress
 
     problems, few_shot = _problems(benchmark)
+    problems = problems[:limit] if limit else problems
     store = EvalStore("smollm2", benchmark)
+    journal = _journal(store, uncut)
     # One thread: on a shared, loaded machine two spinning llama.cpp threads wait on each other.
     client = LlamaCppLLMResource(n_threads=1).client("smollm2")
     try:
         _, new = generate_completions(
-            client, problems, SETTINGS, store.journal, few_shot=few_shot, progress=Progress(f"answers {benchmark}")
+            client, problems, UNCUT if uncut else SETTINGS, journal, few_shot=few_shot,
+            progress=Progress(f"answers {benchmark}"),
         )
     finally:
         client.close()
-    print(json.dumps({"journal": str(store.journal), "new": new, "tasks": len(problems)}))
+    print(json.dumps({"journal": str(journal), "new": new, "tasks": len(problems)}))
 
 
 _NAIVE_FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
@@ -83,16 +95,17 @@ def _score(samples: Path) -> tuple[dict[str, bool], dict[str, str]]:
     return {r["task_id"]: r["passed"] for r in rows}, {r["task_id"]: r["result"] for r in rows}
 
 
-def score(benchmark: str, answers_file: Path | None = None) -> dict[str, Any]:
+def score(benchmark: str, uncut: bool, answers_file: Path | None = None) -> dict[str, Any]:
     from june_pipelines.evals.sanitize import STEPS
 
     problems, _ = _problems(benchmark)
     by_id = {p.task_id: p for p in problems}
     store = EvalStore("smollm2", benchmark)
     store.root.mkdir(parents=True, exist_ok=True)
-    source = answers_file or store.journal
+    source = answers_file or _journal(store, uncut)
     records = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
-    answers = {r["task_id"]: r["raw_output"] for r in records if r["fingerprint"] == SETTINGS.fingerprint()}
+    fingerprint = (UNCUT if uncut else SETTINGS).fingerprint()
+    answers = {r["task_id"]: r["raw_output"] for r in records if r["fingerprint"] == fingerprint}
     variants: dict[str, Any] = {"naive": lambda p, a: (naive_completion(p, a), "")}
     variants["sanitizer"] = lambda p, a: extract_completion(p, a, "chat")
     for step in STEPS:
@@ -100,7 +113,7 @@ def score(benchmark: str, answers_file: Path | None = None) -> dict[str, Any]:
     passed: dict[str, dict[str, bool]] = {}
     kinds: dict[str, str] = {}
     for name, make in variants.items():
-        samples = store.root / f"extraction_{name}.jsonl"
+        samples = store.root / f"extraction{'_uncut' if uncut else ''}_{name}.jsonl"
         with samples.open("w") as handle:
             for task_id, answer in answers.items():
                 completion, kind = make(by_id[task_id], answer)
@@ -109,7 +122,7 @@ def score(benchmark: str, answers_file: Path | None = None) -> dict[str, Any]:
                 handle.write(json.dumps({"task_id": task_id, "completion": completion}) + "\n")
         passed[name], _ = _score(samples)
     full = passed["sanitizer"]
-    report: dict[str, Any] = {"benchmark": benchmark, "samples": len(answers)}
+    report: dict[str, Any] = {"benchmark": benchmark, "uncut": uncut, "samples": len(answers)}
     report["pass@1"] = {name: round(sum(p.values()) / len(p), 4) for name, p in passed.items()}
     report["passed"] = {name: sum(p.values()) for name, p in passed.items()}
     report["rescued_by_step"] = {
@@ -126,11 +139,13 @@ def main() -> None:
     parser.add_argument("action", choices=["generate", "score"])
     parser.add_argument("benchmark", choices=["humaneval", "mbpp"])
     parser.add_argument("--answers", type=Path, help="score: a saved journal (default: the one under JUNE_HOME)")
+    parser.add_argument("--uncut", action="store_true", help="answers not cut at their first code block")
+    parser.add_argument("--limit", type=int, help="generate: only the first N tasks")
     args = parser.parse_args()
     if args.action == "generate":
-        generate(args.benchmark)
+        generate(args.benchmark, args.uncut, args.limit)
     else:
-        print(json.dumps(score(args.benchmark, args.answers)))
+        print(json.dumps(score(args.benchmark, args.uncut, args.answers)))
 
 
 if __name__ == "__main__":
