@@ -112,13 +112,16 @@ def score(benchmark: str, uncut: bool, answers_file: Path | None = None) -> dict
         variants[f"without_{step}"] = lambda p, a, s=step: extract_completion(p, a, "chat", disabled={s})
     passed: dict[str, dict[str, bool]] = {}
     kinds: dict[str, str] = {}
+    programs: dict[str, dict[str, str]] = {}
     for name, make in variants.items():
+        programs[name] = {}
         samples = store.root / f"extraction{'_uncut' if uncut else ''}_{name}.jsonl"
         with samples.open("w") as handle:
             for task_id, answer in answers.items():
                 completion, kind = make(by_id[task_id], answer)
                 if name == "sanitizer":
                     kinds[task_id] = kind
+                programs[name][task_id] = completion
                 handle.write(json.dumps({"task_id": task_id, "completion": completion}) + "\n")
         passed[name], _ = _score(samples)
     full = passed["sanitizer"]
@@ -130,6 +133,10 @@ def score(benchmark: str, uncut: bool, answers_file: Path | None = None) -> dict
     }
     report["sanitizer_only"] = sorted(t for t in full if full[t] and not passed["naive"][t])
     report["naive_only"] = sorted(t for t in full if passed["naive"][t] and not full[t])
+    report["changed_by_step"] = {
+        step: sum(programs[f"without_{step}"][t] != programs["sanitizer"][t] for t in answers) for step in STEPS
+    }
+    report["changed_from_naive"] = sum(programs["naive"][t] != programs["sanitizer"][t] for t in answers)
     report["kinds"] = {k: sum(1 for v in kinds.values() if v == k) for k in sorted(set(kinds.values()))}
     return report
 
