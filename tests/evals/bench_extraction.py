@@ -1,7 +1,7 @@
 """Code extraction measured on real answers: the naive rule June had before against the sanitizer.
 
-  # once (CPU-heavy, about 8 min for HumanEval and 30 min for MBPP on 2 cores): SmolLM2's chat
-  # answers through June's generation code, journaled under JUNE_HOME
+  # once (CPU-heavy on 2 loaded cores: HumanEval about 10 min, 35 min uncut; MBPP about 25 s a
+  # task): SmolLM2's chat answers through June's generation code, journaled under JUNE_HOME
   JUNE_HOME=/tmp/june-extraction nice .venv/bin/python tests/evals/bench_extraction.py generate humaneval \
       [--uncut] [--limit N]
   # then, as often as wanted: sample files per variant, scored with `june eval score --sandbox process`
