@@ -73,7 +73,8 @@ def extract_completion(
     its extraction went (`ExtractionKind`: the completions table's `extraction` column)."""
     if style == "base":
         return answer, ExtractionKind.OK
-    humaneval = problem.benchmark == "humaneval"
+    # HumanEval(+) prompts end inside the entry point's header: a bare body can follow them.
+    humaneval = problem.benchmark in ("humaneval", "humanevalplus")
     extraction = sanitize(
         answer,
         problem.entry_point,

@@ -87,9 +87,9 @@ def _score(samples: Path) -> tuple[dict[str, bool], dict[str, str]]:
     out = samples.with_name(samples.stem + "_results.jsonl")
     june = Path(sys.executable).with_name("june")
     command = [str(june), "eval", "score", str(samples), "--dataset", samples.parent.name,
-               "--sandbox", "process", "--k", "1", "--out", str(out)]
+               "--sandbox", "process", "--k", "1", "--out", str(out), "--overwrite"]
     if samples.parent.name == "mbpp":
-        command += ["--mbpp-source", MBPP_SOURCE]
+        command += ["--source", MBPP_SOURCE]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     return {r["task_id"]: r["passed"] for r in rows}, {r["task_id"]: r["result"] for r in rows}

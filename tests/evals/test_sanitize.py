@@ -25,7 +25,7 @@ from june_pipelines.evals.datasets import Problem, load_humaneval, load_problems
 from june_pipelines.evals.generate import GenerationSettings, generate_completions, read_journal
 from june_pipelines.evals.prompts import extract_code, extract_completion
 from june_pipelines.evals.sanitize import STEPS, ExtractionKind, Reasoning, fenced_blocks, sanitize
-from june_pipelines.evals.scoring import Sample, run_samples
+from june_pipelines.evals.scoring import Sample, score
 from june_pipelines.inference.base import ChatMessage, Completion, LLMClient, SamplingParams
 
 ANSWERS = Path(__file__).with_name("data") / "smollm2_chat_answers.jsonl"
@@ -39,7 +39,7 @@ def _real_answers() -> list[dict]:
 @pytest.fixture(scope="module")
 def real() -> tuple[list[dict], dict[str, Problem]]:
     """The fixture's answers and their problems; its MBPP answers only where the MBPP data is."""
-    from conftest import MBPP_JSONL
+    from shared_data import MBPP_JSONL
 
     problems = dict(HUMANEVAL)
     if MBPP_JSONL.exists():
@@ -53,7 +53,7 @@ def _verdicts(problems: dict[str, Problem], completions: Sequence[tuple[str, str
     resource = ProcessSandboxResource(workers=2, timeout_s=3.0)
     samples = [Sample(task_id, completion, index) for index, (task_id, completion) in enumerate(completions)]
     with resource.open() as backend:
-        return [v.passed for v in run_samples(samples, problems, backend, resource.limits())]
+        return [r.passed for r in score(samples, problems, backend, resource.limits(), references=None)]
 
 
 # -- constructed answers: what each step does ---------------------------------------------------------
@@ -410,3 +410,17 @@ def test_registry_declares_reasoning_models(tmp_path: Path, monkeypatch: pytest.
     bad.write_text("models:\n  thinker:\n    reasoning_markers: '<think>'\n")
     with pytest.raises(RegistryError, match="reasoning_markers"):
         get_model("thinker", bad)
+
+
+def test_humanevalplus_answers_follow_the_prompt_as_humaneval_ones_do() -> None:
+    from shared_data import SHARED_DATA
+
+    source = SHARED_DATA / "evalplus" / "HumanEvalPlus-v0.1.10.jsonl.gz"
+    if not source.exists():
+        pytest.skip(f"HumanEval+ release file not found at {source} (set JUNE_SHARED_DATA)")
+    problem = next(p for p in load_problems("humanevalplus", str(source))[0] if p.task_id == "HumanEval/53")
+    completion, kind = extract_completion(problem, RESCUES["indent"][1], "chat")
+    assert completion == "    return x + y" and kind is ExtractionKind.REPAIRED_INDENT
+    namespace: dict = {}
+    exec(compile(problem.prompt + completion + "\n", problem.task_id, "exec"), namespace)
+    assert namespace["add"](2, 3) == 5
