@@ -17,8 +17,8 @@ docs/BENCHMARKS.md measures what it rescues):
              `if __name__ == "__main__":` blocks
 
 Only `ast`, `symtable` and `textwrap` from the standard library: no tree-sitter. When nothing parses,
-the best-effort text comes back (kind `syntax_error`) so the sandbox reports the error; nothing here
-raises on any input.
+the best-effort text comes back (kind `syntax_error`) so the sandbox reports the error; no answer
+makes it raise.
 """
 
 from __future__ import annotations
@@ -433,7 +433,8 @@ def names_used_by(test_code: str) -> frozenset[str]:
         tree = ast.parse(test_code)
     except (SyntaxError, ValueError):
         return frozenset()
-    loaded, defined = set(), set()
+    loaded: set[str] = set()
+    defined: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             (loaded if isinstance(node.ctx, ast.Load) else defined).add(node.id)
@@ -454,7 +455,7 @@ def prune(source: str, tree: ast.Module, roots: Collection[str]) -> str | None:
         return None
     try:
         module = symtable.symtable(source, "<answer>", "exec")
-    except SyntaxError:
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
         return None
     tables = {(t.get_name(), t.get_lineno()): t for t in module.get_children()}
     uses = [_uses(node, tables) for node in tree.body]
