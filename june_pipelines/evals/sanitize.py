@@ -101,6 +101,7 @@ def sanitize(
     (plus the names in `keep`, e.g. those the tests use), and a bare function body is accepted
     when `allow_body` (the prompt ends inside that function's header). Without one (the agent's
     scripts) nothing is dropped but prose and reasoning. `disabled` turns steps off (`STEPS`)."""
+    entry_point = entry_point or None  # "" (the agent's former call) means none
     unknown = set(disabled) - set(STEPS)
     if unknown:
         raise ValueError(f"unknown sanitizer steps {sorted(unknown)}; expected some of {', '.join(STEPS)}")

@@ -221,6 +221,9 @@ def test_the_agent_gets_whole_scripts_and_nothing_from_prose() -> None:
     unfenced = "Run this:\nimport math\nprint(math.sqrt(16))\nThat prints 4."
     assert extract_code(unfenced) == "import math\nprint(math.sqrt(16))"
     assert extract_code("What is 17 times 23?") == ""
+    # No header for a body to follow, whether the entry point is None or "": indentation stays a script's.
+    indented = "```python\n    for i in range(3):\n        print(i)\n```"
+    assert extract_code(indented) == extract_code(indented, "") == "for i in range(3):\n    print(i)"
 
 
 # -- end to end: each step rescues a sample in the sandbox ---------------------------------------------
