@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from typing import Any
 
 BAR_ENV = "JUNE_PROGRESS_BAR"
 
@@ -17,7 +18,7 @@ class Progress:
         self.desc = desc
         self.log = log
         self.every = max(1, every)
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar, made on first use
         self._logged = -1
         self._started = time.perf_counter()
 

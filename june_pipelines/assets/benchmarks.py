@@ -9,6 +9,7 @@ Each asset is a short recipe over `june_pipelines.evals`; per-sample data goes t
 """
 
 import time
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -37,7 +38,8 @@ from june_pipelines.retries import MODEL_CALLS, SANDBOX, fail_fast_on_bad_input
 from june_pipelines.sandboxes.resources import SandboxResource
 
 GROUP = "evaluation"
-model_partitions = dg.DynamicPartitionsDefinition(name="models")
+MODELS = "models"  # the dynamic partitions' name
+model_partitions = dg.DynamicPartitionsDefinition(name=MODELS)
 eval_partitions = dg.MultiPartitionsDefinition(
     {"model": model_partitions, "benchmark": dg.StaticPartitionsDefinition(list(BENCHMARKS))}
 )
@@ -91,7 +93,7 @@ def reference_outputs(context: dg.AssetExecutionContext, sandbox: SandboxResourc
         check = refs_lib.self_check(tasks, backend, sandbox.limits(), references, info.backend)
     failed = references.failed()
     limits = sorted(t.time_limit_s for t in references.tasks.values())
-    metadata = {
+    metadata: dict[str, Any] = {
         "tasks": len(references.tasks),
         "data_version": references.version,
         "computed_now": computed,
@@ -201,7 +203,7 @@ def completions(
         "model": store.model, "revision": spec.revision or "", "backend": backend.get("backend", ""),
         "backend_settings": backend, "prompt_style": settings.style, "n": settings.n,
         "temperature": settings.temperature, "top_p": settings.top_p, "max_tokens": settings.max_tokens,
-        "seed": settings.seed, "benchmark": store.benchmark,
+        "seed": settings.seed, "reasoning": settings.reasoning, "benchmark": store.benchmark,
         "dataset_version": tasks[0].source_version if tasks else "", "tasks": len(tasks),
         "task_ids": run_key({"ids": [p.task_id for p in tasks]}),
     }
@@ -237,7 +239,10 @@ def completions(
             "completion_tokens_total": int(frame["completion_tokens"].sum()),
             "wall_s": round(time.perf_counter() - started, 2),
             "path": dg.MetadataValue.path(str(path)),
-            "preview": table_metadata(frame[["task_id", "sample_index", "completion", "finish_reason"]]),
+            "extraction": dg.MetadataValue.json(frame["extraction"].value_counts().to_dict()
+                                                if "extraction" in frame else {}),
+            "preview": table_metadata(frame[[c for c in ("task_id", "sample_index", "extraction", "completion",
+                                                         "finish_reason") if c in frame]]),
         }
     )
 
@@ -299,7 +304,7 @@ def executions(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> d
     statuses = table["status"].value_counts().to_dict()
     failures = table[~table["passed"].astype(bool)]
     preview_columns = ["task_id", "sample_index", "failure_kind", "where", "result"]
-    metadata = {
+    metadata: dict[str, Any] = {
         "programs": len(table),
         "passed": int(table["passed"].sum()),
         **{f"status_{k.replace(' ', '_')}": int(v) for k, v in statuses.items()},
@@ -370,7 +375,7 @@ def _triple(row: dict, metric: str) -> tuple[float, float, float]:
     return value, float(row.get(f"{metric}_ci_low", value) or 0.0), float(row.get(f"{metric}_ci_high", value) or 0.0)
 
 
-def _summary_frame(summary: dict, ks: list[str]):  # type: ignore[no-untyped-def]
+def _summary_frame(summary: dict, ks: list[str]):
     import pandas as pd
 
     row = {"model": summary["model"], "benchmark": summary["benchmark"], "tasks": summary["tasks"],
@@ -387,8 +392,8 @@ def pass_at_k_valid(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResu
     run, pointer = store.latest()
     table = run.read_per_task(str(pointer["sandbox"]))
     columns = score_columns(table)
-    values = table[columns].to_numpy().ravel() if columns else []
-    in_range = bool(((values >= 0) & (values <= 1)).all()) if len(values) else True
+    values = table[columns].to_numpy().ravel().tolist() if columns else []
+    in_range = all(0 <= v <= 1 for v in values)
     k_ok = all(int(c.rsplit("@", 1)[1]) <= int(table["n"].min()) for c in columns)
     return dg.AssetCheckResult(passed=in_range and k_ok, metadata={"columns": ", ".join(columns) or "none"})
 
@@ -470,7 +475,7 @@ leaderboard_job = dg.define_asset_job("leaderboard_refresh", selection=dg.AssetS
 @dg.schedule(job=evaluation_job, cron_schedule="0 2 * * *", default_status=dg.DefaultScheduleStatus.STOPPED)
 def nightly_evaluation(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     """Every registered model on every benchmark, nightly (off until switched on in the UI)."""
-    models = context.instance.get_dynamic_partitions(model_partitions.name)
+    models = context.instance.get_dynamic_partitions(MODELS)
     date = context.scheduled_execution_time.strftime("%Y-%m-%d")
     return [
         dg.RunRequest(
@@ -485,7 +490,7 @@ def nightly_evaluation(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequ
 @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
 def register_models(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
     """Adds every model in the registry as a `model` partition, so it can be evaluated from the UI."""
-    known = set(context.instance.get_dynamic_partitions(model_partitions.name))
+    known = set(context.instance.get_dynamic_partitions(MODELS))
     new = sorted(set(load_registry()) - known)
     if not new:
         return dg.SkipReason("every registered model is already a partition")

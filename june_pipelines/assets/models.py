@@ -4,6 +4,9 @@ Partitioned by model id (the same dynamic `models` partitions as the evaluation 
 """
 
 
+from pathlib import Path
+from typing import Any
+
 import dagster as dg
 from pydantic import Field
 
@@ -42,13 +45,13 @@ def model_weights(
         spec,
         model_store.path(),
         offline=model_store.offline,
-        import_dir=config.import_dir,
+        import_dir=Path(config.import_dir) if config.import_dir else None,
         token=model_store.hf_token,
         endpoint=model_store.hub_endpoint,
         full_verify=config.full_verify,
         log=context.log.info,
     )
-    meta = weights.metadata()
+    meta: dict[str, Any] = weights.metadata()
     return dg.MaterializeResult(
         metadata={
             **{k: v for k, v in meta.items() if k != "path"},

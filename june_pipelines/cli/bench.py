@@ -94,7 +94,7 @@ def run_human_eval(samples: list[dict[str, Any]], workers: int, timeout: float) 
 
     t0 = time.monotonic()
     passed = 0
-    failures = []
+    failures: list[tuple[str, str]] = []
     with ThreadPoolExecutor(max_workers=workers) as executor:
         futures = [executor.submit(check_correctness, p, p["canonical_solution"], timeout, i)
                    for i, p in enumerate(samples)]
@@ -251,5 +251,5 @@ def _decompressed(source: str, target: str) -> None:
     import shutil
 
     opener = gzip.open if source.endswith(".gz") else open
-    with opener(source, "rb") as src, open(target, "wb") as dst:  # type: ignore[operator]
+    with opener(source, "rb") as src, open(target, "wb") as dst:
         shutil.copyfileobj(src, dst)

@@ -24,7 +24,7 @@ def run_evaluation(
     on the project's Dagster instance. Returns the pass@k summary (with `run_id`)."""
     import dagster as dg
 
-    from june_pipelines.assets.benchmarks import model_partitions
+    from june_pipelines.assets.benchmarks import MODELS
     from june_pipelines.cli.deploy import prepare_instance
     from june_pipelines.deploy.cli_runs import execute_job_run
     from june_pipelines.evals.store import EvalStore
@@ -44,8 +44,8 @@ def run_evaluation(
     }
     partition = dg.MultiPartitionKey({"model": model, "benchmark": benchmark})
     with dg.DagsterInstance.get() as instance:
-        if not instance.has_dynamic_partition(model_partitions.name, model):
-            instance.add_dynamic_partitions(model_partitions.name, [model])
+        if not instance.has_dynamic_partition(MODELS, model):
+            instance.add_dynamic_partitions(MODELS, [model])
         run = execute_job_run(instance, "evaluation", run_config, partition_key=partition)
         if run.status != dg.DagsterRunStatus.SUCCESS:
             raise click.ClickException(f"evaluation run {run.run_id} failed; see `june ui` for its logs")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 REPOSITORY_NAME = "__repository__"  # what Dagster names the repository of a Definitions object
 STARTED_BY_TAG = "june/started_by"
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+IN_PROCESS: dict[str, Any] = {"execution": {"config": {"in_process": {}}}}
 
 
 def remote_job_origin(job_name: str) -> RemoteJobOrigin:

@@ -26,7 +26,7 @@ def sqlalchemy_url(url: str) -> str:
 
 class PostgresStorage(DagsterPostgresStorage):
     @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> PostgresStorage:  # type: ignore[override]  # Dagster's ConfigurableClass hook
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> PostgresStorage:  # ConfigurableClass hook
         return cls(
             inst_data=inst_data,
             postgres_url=sqlalchemy_url(pg_url_from_config(config_value)),

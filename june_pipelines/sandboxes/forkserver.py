@@ -56,7 +56,7 @@ import sys
 import time
 
 try:  # in a worker, wire.py arrives in the same bundle under this name
-    import june_sandbox_wire as wire  # type: ignore[import-not-found]  # only exists inside a worker
+    import june_sandbox_wire as wire  # only exists inside a worker
 except ImportError:
     from june_pipelines.sandboxes import wire
 
@@ -106,13 +106,13 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _libc():  # type: ignore[no-untyped-def]  # a ctypes.CDLL; ctypes is imported lazily
+def _libc():  # a ctypes.CDLL; ctypes is imported lazily
     import ctypes
 
     return ctypes.CDLL(None, use_errno=True)
 
 
-def _mount(libc, source: str, target: str, fstype: str | None, flags: int, options: str = "") -> None:  # type: ignore[no-untyped-def]
+def _mount(libc, source: str, target: str, fstype: str | None, flags: int, options: str = "") -> None:
     import ctypes
 
     rc = libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
@@ -530,6 +530,8 @@ class Server:
         import ctypes
 
         libc = self.libc
+        if libc is None:
+            raise OSError("no libc: namespaces are not available")
         if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
             errno = ctypes.get_errno()
             raise OSError(errno, f"unshare: {os.strerror(errno)}")
@@ -623,6 +625,8 @@ class Server:
         import ctypes
 
         libc = self.libc
+        if libc is None:
+            raise OSError("no libc: cannot drop capabilities")
         libc.prctl(PR_SET_SECUREBITS, SECBIT_NOROOT_AND_LOCKED, 0, 0, 0)
         for cap in range(64):
             if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
@@ -757,7 +761,7 @@ class _Watch:
         self.max_out = max_out
         self._add(out_r, self._on_output)
 
-    def _add(self, fd: int, handler) -> None:  # type: ignore[no-untyped-def]
+    def _add(self, fd: int, handler) -> None:
         os.set_blocking(fd, False)
         self.poller.register(fd, select.POLLIN)
         self.handlers[fd] = handler
@@ -766,7 +770,7 @@ class _Watch:
         if len(self._output) < self.max_out:
             self._output.extend(chunk[: self.max_out - len(self._output)])
 
-    def add_stream(self, fd: int, cap: int, handler=None) -> bytearray:  # type: ignore[no-untyped-def]
+    def add_stream(self, fd: int, cap: int, handler=None) -> bytearray:
         """Collect `fd` (a rolling tail of `cap` bytes), or pass its chunks to `handler`."""
         buf = bytearray()
 
@@ -800,7 +804,7 @@ class _Watch:
         for fd in list(self.handlers):
             self._drain(fd)
 
-    def wait_exit(self, pid: int, deadline: float, stop=None) -> bool:  # type: ignore[no-untyped-def]
+    def wait_exit(self, pid: int, deadline: float, stop=None) -> bool:
         """Poll until `pid` exits (True), `stop()` is true (True) or `deadline` passes (False)."""
         try:
             pidfd = os.pidfd_open(pid)
@@ -977,7 +981,7 @@ def _candidate_main(solution: str, workdir: str) -> None:  # pragma: no cover - 
             link.send(["raise", "ValueError", None, f"the result could not be sent: {type(exc).__name__}"])
 
 
-def _answer(msg, namespace: dict, ref, resolve):  # type: ignore[no-untyped-def]
+def _answer(msg, namespace: dict, ref, resolve):
     op = msg[0]
     if op == "names":
         found = []
@@ -1014,9 +1018,12 @@ def _answer(msg, namespace: dict, ref, resolve):  # type: ignore[no-untyped-def]
         return bool(target)
     if op in ("str", "repr"):
         return (str if op == "str" else repr)(target)
-    if op in ("int", "float", "index"):
-        convert = {"int": int, "float": float, "index": lambda x: x.__index__()}[op]
-        return wire.encode(convert(target))
+    if op == "int":
+        return wire.encode(int(target))
+    if op == "float":
+        return wire.encode(float(target))
+    if op == "index":
+        return wire.encode(target.__index__())
     raise TypeError(f"unsupported operation {op!r} on a sandboxed object")
 
 
@@ -1094,25 +1101,25 @@ class _Remote:
         object.__setattr__(self, "_judge", judge)
         object.__setattr__(self, "_ref", ref)
 
-    def _op(self, *msg):  # type: ignore[no-untyped-def]
+    def _op(self, *msg):
         return self._judge.request([msg[0], object.__getattribute__(self, "_ref"), *msg[1:]])
 
-    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __call__(self, *args, **kwargs):
         judge = object.__getattribute__(self, "_judge")
         return self._op("call", judge.encode(args), judge.encode(kwargs))
 
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+    def __getattr__(self, name: str):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return self._op("getattr", name)
 
-    def __setattr__(self, name: str, value) -> None:  # type: ignore[no-untyped-def]
+    def __setattr__(self, name: str, value) -> None:
         self._op("setattr", name, object.__getattribute__(self, "_judge").encode(value))
 
-    def __getitem__(self, key):  # type: ignore[no-untyped-def]
+    def __getitem__(self, key):
         return self._op("getitem", object.__getattribute__(self, "_judge").encode(key))
 
-    def __setitem__(self, key, value) -> None:  # type: ignore[no-untyped-def]
+    def __setitem__(self, key, value) -> None:
         judge = object.__getattribute__(self, "_judge")
         self._op("setitem", judge.encode(key), judge.encode(value))
 
@@ -1122,7 +1129,7 @@ class _Remote:
             raise TypeError("len() of a sandboxed object is not an int")
         return n
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         iterator = self._op("iter")
         while True:
             try:
@@ -1164,15 +1171,15 @@ class _JudgeLink:
             self.remotes[ref] = _Remote(self, ref)
         return self.remotes[ref]
 
-    def encode(self, value):  # type: ignore[no-untyped-def]
-        def ref(obj):  # type: ignore[no-untyped-def]
+    def encode(self, value):
+        def ref(obj):
             if isinstance(obj, _Remote):
                 return object.__getattribute__(obj, "_ref")
             raise TypeError(f"cannot pass a {type(obj).__name__} to the sandboxed solution")
 
         return wire.encode(value, ref)
 
-    def receive(self):  # type: ignore[no-untyped-def]
+    def receive(self):
         try:
             msg = self.link.recv()
         except (EOFError, ValueError):
@@ -1214,7 +1221,7 @@ class _JudgeLink:
         except OSError:
             raise SolutionGone() from None
 
-    def request(self, msg: list):  # type: ignore[no-untyped-def]
+    def request(self, msg: list):
         self._send(msg)
         reply = self.receive()
         if reply[0] == "raise":
@@ -1227,7 +1234,7 @@ class _JudgeLink:
             raise TypeError(f"the solution sent an unreadable value: {exc}") from None
 
 
-def _code_names(code) -> set[str]:  # type: ignore[no-untyped-def]
+def _code_names(code) -> set[str]:
     names = set(code.co_names)
     for const in code.co_consts:
         if type(const) is type(code):

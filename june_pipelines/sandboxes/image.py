@@ -2,7 +2,7 @@
 
 The image holds Debian's python3 (3.11 on bookworm) and a non-root `sandbox` user; the fork-server
 is not baked in (the host sends it over the container's stdin), so the image never goes stale.
-Users who can pull use `docker/sandbox/Dockerfile` instead; both give the same interface.
+Users who can pull use `deploy/sandbox/Dockerfile` instead; both give the same interface.
 
 Standard library only (the docker CLI does the import), so `scripts/setup-system.sh` can run it
 with the system python before June's virtualenv exists:
@@ -27,7 +27,7 @@ _PRUNE = (
 )
 
 
-def docker_client(timeout: int = 60):  # type: ignore[no-untyped-def]
+def docker_client(timeout: int = 60):
     """A docker SDK client from the environment (DOCKER_HOST etc.); imported lazily."""
     import docker
 

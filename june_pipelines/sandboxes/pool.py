@@ -144,7 +144,7 @@ class ForkServerPool(SandboxBackend):
             self._prepare()
             with ThreadPoolExecutor(max_workers=self.workers) as pool:
                 futures = [pool.submit(self._spawn, slot) for slot in range(self.workers)]
-            errors = [f.exception() for f in futures if f.exception() is not None]
+            errors = [error for error in (f.exception() for f in futures) if error is not None]
             if errors:  # do not leave the workers that did start running
                 for f in futures:
                     if f.exception() is None:

@@ -63,7 +63,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
         return meta
 
 
-def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> dict[str, int | str]:
+def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> dict[str, int]:
     """Write `tokenizer.json` and `tokenizer_config.json`; return the special token ids."""
     import json
 
@@ -88,7 +88,7 @@ def write_tokenizer_files(gguf_path: Path, out_dir: Path) -> dict[str, int | str
     tok.add_special_tokens(specials)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save(str(out_dir / "tokenizer.json"))
-    ids = {
+    ids: dict[str, int] = {
         "bos_token_id": int(meta.get("tokenizer.ggml.bos_token_id", -1)),
         "eos_token_id": int(meta.get("tokenizer.ggml.eos_token_id", -1)),
         "pad_token_id": int(meta.get("tokenizer.ggml.padding_token_id", meta.get("tokenizer.ggml.eos_token_id", -1))),

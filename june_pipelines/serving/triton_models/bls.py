@@ -7,6 +7,7 @@ that an ensemble cannot express. Composing model names come from the config para
 """
 
 import json
+from typing import Any
 
 try:
     import triton_python_backend_utils as pb_utils
@@ -130,7 +131,7 @@ class TritonPythonModel:
     def execute(self, requests):
         responses = []
         for request in requests:
-            sender = request.get_response_sender() if self.decoupled else None
+            sender: Any = request.get_response_sender() if self.decoupled else None  # set whenever decoupled
             try:
                 llm_request = self._llm_request(request, self._preprocess(request))
                 if self.decoupled:
