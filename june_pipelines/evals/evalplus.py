@@ -369,7 +369,12 @@ def grade_part(problem: Problem, part: str, result: CallsResult, expected: Seque
     """Compare one run's outputs with the expected ones, input by input, stopping at the first
     difference; then the way the run ended (every input answered, an exception, a timeout)."""
     inputs = problem.base_inputs if part == "base" else problem.plus_inputs
+    # The same text is the same value (the wire format is a function of the value): an exact match,
+    # found without decoding. Only find_zero's oracle is not implied by equality with the canonical.
+    same_text_matches = not (problem.benchmark == "humanevalplus" and problem.entry_point == "find_zero")
     for i, (got_text, exp_text) in enumerate(zip(result.outputs, expected, strict=False)):
+        if same_text_matches and got_text == exp_text:
+            continue
         try:
             out = wire.loads(got_text)
         except wire.WireError as exc:

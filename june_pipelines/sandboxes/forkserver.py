@@ -272,7 +272,9 @@ class Server:
         procs = _Procs(self)
         try:
             start = time.monotonic()
-            procs.candidate = self._fork_candidate(req, limits, out_w, link_c, close=(out_r, res_r, res_w, link_j))
+            procs.workdir = self._shared_workdir()
+            procs.candidate = self._fork_candidate(req, limits, out_w, link_c, close=(out_r, res_r, res_w, link_j),
+                                                   workdir=procs.workdir)
             fds.close(link_c)
             procs.judge = os.fork()
             if procs.judge == 0:  # pragma: no cover - runs in the child
@@ -288,7 +290,15 @@ class Server:
             answer["tainted"] = True  # something survived SIGKILL: the host replaces this worker
         return answer
 
-    def _fork_candidate(self, req: dict, limits: dict, out_w: int, child_fd: int, close: tuple[int, ...]) -> int:
+    def _shared_workdir(self) -> str | None:
+        """Without a private tmpfs the work dir is made here, where the program cannot race for its
+        name (random, in a directory it cannot list), and removed by `_Procs.finish`."""
+        if self.private_scratch:
+            return None
+        return self._fresh_workdir(self.uid, self.gid if self.gid is not None else self.uid)
+
+    def _fork_candidate(self, req: dict, limits: dict, out_w: int, child_fd: int, close: tuple[int, ...],
+                        workdir: str | None) -> int:
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             for fd in close:
@@ -298,7 +308,7 @@ class Server:
                     pass
             try:
                 cpu_s = float(req.get("total_timeout_s") or limits.get("timeout_s", 3.0))
-                workdir = self._enter_candidate(limits, out_w, child_fd, cpu_s)
+                workdir = self._enter_candidate(limits, out_w, child_fd, cpu_s, workdir)
             except BaseException as exc:  # tell the judge or the server why, then go
                 message = (json.dumps(["setup", f"sandbox could not prepare the program: {exc}"]) + "\n").encode()
                 for fd in (CHILD_FD, child_fd):
@@ -359,7 +369,9 @@ class Server:
         procs = _Procs(self)
         try:
             start = time.monotonic()
-            procs.candidate = self._fork_candidate(req, limits, out_w, res_w, close=(out_r, res_r))
+            procs.workdir = self._shared_workdir()
+            procs.candidate = self._fork_candidate(req, limits, out_w, res_w, close=(out_r, res_r),
+                                                   workdir=procs.workdir)
             fds.close(out_w, res_w)
             answer = self._supervise_calls(req, procs, out_r, res_r, start, setup_timeout, time_limits, total,
                                            max_out)
@@ -553,7 +565,8 @@ class Server:
             os.chown(workdir, uid, gid if gid is not None else uid)
         return workdir
 
-    def _enter_candidate(self, limits: dict, out_w: int, child_fd: int, cpu_s: float) -> str:  # pragma: no cover
+    def _enter_candidate(self, limits: dict, out_w: int, child_fd: int, cpu_s: float,  # pragma: no cover
+                         workdir: str | None) -> str:
         """Everything between fork and the solution: session, fds, scratch, limits, identity, env."""
         import resource
 
@@ -569,10 +582,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGPIPE, signal.SIGCHLD, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
         uid, gid = self.uid, self.gid if self.gid is not None else self.uid
-        if self.private_scratch:
+        if workdir is None:
             workdir = self._enter_private_scratch(uid, gid, int(limits.get("scratch_mb", 64)))
-        else:
-            workdir = self._fresh_workdir(uid, gid)
         mem = int(limits.get("memory_mb", 1024)) * 1024 * 1024
         cpu = int(cpu_s) + 1
         nproc = int(limits.get("max_processes", 16)) + self.nproc_base
@@ -605,7 +616,7 @@ class Server:
         os.environ.update({**CHILD_ENV, "HOME": workdir, "TMPDIR": workdir})
         return workdir
 
-    def _fresh_workdir(self, uid: int | None, gid: int | None) -> str:  # pragma: no cover - in a child
+    def _fresh_workdir(self, uid: int | None, gid: int | None) -> str:
         import tempfile
 
         for _ in range(3):
@@ -646,13 +657,11 @@ class Server:
             os.dup2(devnull, 0)
             os.dup2(out_w, 1)
             os.dup2(out_w, 2)
-            keep = {0, 1, 2, res_w, link_fd}
-            for fd in range(3, 256):
-                if fd not in keep:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+            low = 3
+            for fd in sorted({res_w, link_fd}):  # close everything else, in ranges (one syscall each)
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, 1 << 16)
             mem = int(limits.get("memory_mb", 1024)) * 1024 * 1024
             cpu = int(float(limits.get("timeout_s", 3.0))) + 1
             for which, value in ((resource.RLIMIT_AS, (mem, mem)), (resource.RLIMIT_CPU, (cpu, cpu + 1)),
@@ -722,6 +731,7 @@ class _Procs:
         self.server = server
         self.candidate = -1
         self.judge = -1
+        self.workdir: str | None = None  # made by the server (no private tmpfs): removed here
         self.statuses: tuple[int, int] | None = None
         self.tainted = False
 
@@ -747,6 +757,8 @@ class _Procs:
             statuses.append(status)
         self.statuses = (statuses[0], statuses[1])
         self.tainted = not self.server._reap_orphans()
+        if self.workdir is not None:
+            _force_remove(self.workdir)
         self.server._wipe()
         return self.statuses
 
