@@ -66,9 +66,8 @@ class ImageModels(UpstreamModels):
 
     def copy(self, relative: str, dest: Path) -> list[str]:
         try:
-            from docker.errors import DockerException, ImageNotFound, NotFound
-
             import docker
+            from docker.errors import DockerException, ImageNotFound, NotFound
         except ImportError as exc:
             raise UpstreamModelsError(
                 "the docker Python SDK is not installed (pip install 'june-pipelines[docker]')"
