@@ -128,8 +128,9 @@ def canonical_solutions_pass(context: dg.AssetCheckExecutionContext, sandbox: Sa
         check = refs_lib.self_check(tasks, backend, sandbox.limits(), references, name)
     return dg.AssetCheckResult(
         passed=not check.failed,
-        metadata={"canonical_programs": check.tasks, "failed": len(check.failed),
-                  "failed_tasks": dg.MetadataValue.json(check.failed[:20]), "scored_now": check.scored_now},
+        metadata={"canonical_programs": check.tasks, "passed": check.passed, "failed": len(check.failed),
+                  "failed_tasks": dg.MetadataValue.json(check.failed[:20]),
+                  "known_broken_references": dg.MetadataValue.json(check.known), "scored_now": check.scored_now},
     )
 
 

