@@ -18,7 +18,7 @@ from june_pipelines.evals import evalplus
 from june_pipelines.evals.datasets import Problem
 from june_pipelines.evals.passk import mean_pass_at_k, per_task_pass_at_k
 from june_pipelines.evals.references import References
-from june_pipelines.sandboxes.base import CallsResult, Limits, Program, SandboxBackend, Status, Verdict
+from june_pipelines.sandboxes.base import CallsProgram, CallsResult, Limits, Program, SandboxBackend, Status, Verdict
 
 
 class ScoringError(ValueError):
@@ -170,6 +170,9 @@ def _score_tests(indexed: list[tuple[int, Sample]], problems: Mapping[str, Probl
         sample = by_id[verdict.program_id]
         done(position[verdict.program_id], _test_result(sample, problems[sample.task_id], verdict))
 
+    if references is not None:  # longest first (see _score_calls)
+        canonical_s = {task: ref.canonical_s for task, ref in references.tasks.items()}
+        programs.sort(key=lambda program: -canonical_s.get(by_id[program.id].task_id, 0.0))
     backend.run(programs, limits, on_verdict)
 
 
@@ -198,7 +201,7 @@ def _test_result(sample: Sample, problem: Problem, verdict: Verdict) -> SampleRe
 
 def _score_calls(indexed: list[tuple[int, Sample]], problems: Mapping[str, Problem], backend: SandboxBackend,
                  limits: Limits, references: References, done: Callable[[int, SampleResult], None]) -> None:
-    programs = []
+    programs: list[tuple[float, CallsProgram]] = []  # (the canonical solution's time on those inputs, program)
     owner: dict[str, tuple[int, Sample]] = {}
     for i, sample in indexed:
         problem = problems[sample.task_id]
@@ -208,7 +211,8 @@ def _score_calls(indexed: list[tuple[int, Sample]], problems: Mapping[str, Probl
         solution = _solution(problem, sample)
         program_id = f"{sample.task_id}#{sample.sample_index}"
         for part in ("base", "plus"):
-            programs.append(evalplus.calls_program(problem, solution, program_id, part, expected.limits(part)))
+            cost = sum(expected.base_times if part == "base" else expected.plus_times)
+            programs.append((cost, evalplus.calls_program(problem, solution, program_id, part, expected.limits(part))))
         owner[program_id] = (i, sample)
     halves: dict[str, dict[str, CallsResult]] = defaultdict(dict)
 
@@ -219,7 +223,10 @@ def _score_calls(indexed: list[tuple[int, Sample]], problems: Mapping[str, Probl
             i, sample = owner[program_id]
             done(i, _plus_result(sample, problems[sample.task_id], references, halves.pop(program_id)))
 
-    backend.run_calls(programs, limits, on_half)
+    # Longest first: a few tasks hold most of the work (HumanEval+'s 15, 130 and 139 take seconds),
+    # and started last they would leave the other workers idle at the end.
+    programs.sort(key=lambda costed: -costed[0])
+    backend.run_calls([program for _, program in programs], limits, on_half)
 
 
 def _plus_result(
