@@ -211,16 +211,19 @@ class Layout:
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a service manager, `timeout`, `docker stop`) stops a Layout as Ctrl-C does: its
-    services are stopped instead of orphaned."""
+    services are stopped instead of orphaned. SIGINT is handled here too: a process started in the
+    background of a non-interactive shell inherits SIGINT ignored, and would otherwise never stop
+    on it (python-telegram-bot's gateways install their stop signals the same way)."""
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def serve_until_interrupted(layout: Layout) -> None:

@@ -70,7 +70,7 @@ def test_a_terminated_run_worker_is_retried_by_the_daemon_and_a_step_failure_is_
             assert failed.tags.get("dagster/failure_reason") == "STEP_FAILURE"
             assert failed.tags.get("dagster/will_retry") == "false"
     finally:
-        daemon.send_signal(signal.SIGINT)
+        daemon.send_signal(signal.SIGTERM)
         try:
             daemon.wait(timeout=60)
         except subprocess.TimeoutExpired:
