@@ -17,12 +17,12 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from june_pipelines.bots.common import ChatRateLimiter
 from june_pipelines.bots.download import too_large
 from june_pipelines.bots.inbox import Inbox, InboxItem
-from june_pipelines.bots.redaction import redact
+from june_pipelines.bots.redaction import redact, register_secret
 from june_pipelines.bots.settings import LIMITS, GatewayConfig, PlatformLimits
 from june_pipelines.voice.audio import AudioError
 
@@ -354,3 +354,51 @@ class GatewayCore:
             await send_reply(self.adapter, self.inbox, item, FAILURE, tag="failure:")
         except Exception as exc:
             log.warning("could not apologize for message %s: %s", item.message_id, _one_line(exc))
+
+
+AdapterT = TypeVar("AdapterT", bound=PlatformAdapter)
+
+
+class Gateway(ABC, Generic[AdapterT]):
+    """What every platform's gateway does around its `GatewayCore`: keep the token out of logs, watch
+    the inbox, sweep for unanswered messages and answer /healthz. Subclasses say how they connect."""
+
+    def __init__(
+        self, config: GatewayConfig, adapter: AdapterT, pipeline: VoicePipeline, inbox: Inbox,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
+        register_secret(config.token)
+        self.config = config
+        self.inbox = inbox
+        self.adapter = adapter
+        self.core = GatewayCore(config, adapter, pipeline, inbox, metrics)
+        self.core.metrics.watch_inbox(lambda: inbox.pending(adapter.platform))
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def metrics(self) -> GatewayMetrics:
+        return self.core.metrics
+
+    @abstractmethod
+    def _connection_problem(self) -> str | None:
+        """Why the platform's side is down, for /healthz; None when connected."""
+
+    def healthy(self) -> tuple[bool, str]:
+        """For /healthz: connected to the platform and the inbox answers."""
+        problem = self._connection_problem()
+        if problem is not None:
+            return False, problem
+        if not self.inbox.ping():
+            return False, f"inbox unreachable ({self.inbox.backend})"
+        return True, "ok"
+
+    async def _start_sweeping(self) -> None:
+        """Pick up what a previous process left unanswered, then keep sweeping."""
+        await self.core.sweep_once()
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self.core.sweep_forever())
+
+    def _stop_sweeping(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None

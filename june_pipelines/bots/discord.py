@@ -14,7 +14,6 @@ Configuration: see `settings.GatewayConfig` and docs/VOICE.md (DISCORD_* variabl
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import logging
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from june_pipelines.bots.common import split_text
-from june_pipelines.bots.core import GatewayCore, Incoming, Media, PlatformAdapter
+from june_pipelines.bots.core import Gateway, Incoming, Media, PlatformAdapter
 from june_pipelines.bots.core import send_reply as _send
 from june_pipelines.bots.download import download_capped
 from june_pipelines.bots.inbox import Inbox, InboxItem
@@ -192,25 +191,15 @@ async def send_reply(
     await _send(adapter, inbox, item, text, audio, audio_s, tag)
 
 
-class DiscordGateway:
+class DiscordGateway(Gateway[DiscordAdapter]):
     """The discord.py client in front of the shared `GatewayCore`."""
 
     def __init__(
         self, config: GatewayConfig, pipeline: VoicePipeline, inbox: Inbox, metrics: GatewayMetrics | None = None
     ) -> None:
-        register_secret(config.token)
-        self.config = config
-        self.inbox = inbox
-        self.adapter = DiscordAdapter()
-        self.core = GatewayCore(config, self.adapter, pipeline, inbox, metrics)
-        self.core.metrics.watch_inbox(lambda: inbox.pending(PLATFORM))
+        super().__init__(config, DiscordAdapter(), pipeline, inbox, metrics)
         self.client: discord.Client | None = None
         self.bot_user_id: int | None = None
-        self._sweeper: asyncio.Task[None] | None = None
-
-    @property
-    def metrics(self) -> GatewayMetrics:
-        return self.core.metrics
 
     def build_client(self) -> discord.Client:
         import discord
@@ -235,14 +224,12 @@ class DiscordGateway:
         self.adapter.client = client
         return client
 
-    def healthy(self) -> tuple[bool, str]:
-        """For /healthz: connected to Discord's gateway and the inbox answers."""
+    def _connection_problem(self) -> str | None:
+        """Connected to Discord's gateway?"""
         client = self.client
         if client is None or client.is_closed() or not client.is_ready():
-            return False, "not connected to Discord"
-        if not self.inbox.ping():
-            return False, f"inbox unreachable ({self.inbox.backend})"
-        return True, "ok"
+            return "not connected to Discord"
+        return None
 
     def run(self) -> None:  # pragma: no cover - needs Discord
         self.build_client().run(self.config.token, log_handler=None)
@@ -250,14 +237,10 @@ class DiscordGateway:
     async def recover(self, client: Any) -> None:
         """Pick up what a previous process left unanswered, then keep sweeping."""
         self.adapter.client = client
-        await self.core.sweep_once()
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self.core.sweep_forever())
+        await self._start_sweeping()
 
     async def stop(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._stop_sweeping()
         await self.core.wait_idle()
 
     def _served_channel(self, message: discord.Message) -> bool:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from telegram.request import HTTPXRequest
 
 from june_pipelines.bots.common import split_html, visible_length
-from june_pipelines.bots.core import GREETING, GatewayCore, Incoming, Media, PlatformAdapter
+from june_pipelines.bots.core import GREETING, Gateway, Incoming, Media, PlatformAdapter
 from june_pipelines.bots.core import send_reply as _send
 from june_pipelines.bots.download import download_capped, too_large
 from june_pipelines.bots.inbox import Inbox, InboxItem
@@ -201,30 +201,20 @@ async def send_reply(
     await _send(TelegramAdapter(bot), inbox, item, text, audio, audio_s, tag)
 
 
-class TelegramGateway:
+class TelegramGateway(Gateway[TelegramAdapter]):
     """Long polling in front of the shared `GatewayCore`."""
 
     def __init__(
         self, config: GatewayConfig, pipeline: VoicePipeline, inbox: Inbox, metrics: GatewayMetrics | None = None
     ) -> None:
-        register_secret(config.token)
-        self.config = config
-        self.inbox = inbox
+        super().__init__(config, TelegramAdapter(None), pipeline, inbox, metrics)  # its bot: the application's
         self.application: Application | None = None
-        self.adapter = TelegramAdapter(None)  # its bot is the application's, once built
-        self.core = GatewayCore(config, self.adapter, pipeline, inbox, metrics)
-        self.core.metrics.watch_inbox(lambda: inbox.pending(PLATFORM))
-        self._sweeper: asyncio.Task[None] | None = None
         self._last_poll = 0.0
 
     @property
     def _tasks(self) -> set[asyncio.Task[Any]]:
         """The turns in flight."""
         return self.core.tasks
-
-    @property
-    def metrics(self) -> GatewayMetrics:
-        return self.core.metrics
 
     # -- wiring --------------------------------------------------------------------------------
     def build_application(self) -> Application:
@@ -252,27 +242,18 @@ class TelegramGateway:
     def _polled(self) -> None:
         self._last_poll = time.monotonic()
 
-    def healthy(self) -> tuple[bool, str]:
-        """For /healthz: polling answered lately and the inbox answers."""
+    def _connection_problem(self) -> str | None:
+        """Polling answered lately?"""
         app = self.application
         polling = bool(app and app.updater and app.updater.running)
         recent = time.monotonic() - self._last_poll < self.config.poll_timeout_s + 30
-        if not (polling and recent):
-            return False, "not connected to the Bot API"
-        if not self.inbox.ping():
-            return False, f"inbox unreachable ({self.inbox.backend})"
-        return True, "ok"
+        return None if polling and recent else "not connected to the Bot API"
 
     async def _post_init(self, app: Application) -> None:
-        """Pick up what a previous process left unanswered, then keep sweeping."""
-        await self.core.sweep_once()
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self.core.sweep_forever())
+        await self._start_sweeping()
 
     async def _post_stop(self, app: Application) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        self._stop_sweeping()
 
     async def wait_idle(self) -> None:
         await self.core.wait_idle()

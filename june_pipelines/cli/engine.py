@@ -16,7 +16,7 @@ from june_pipelines.registry import ModelSpec
 
 if TYPE_CHECKING:
     from june_pipelines.serving.resources import TensorRTLLMResource
-from june_pipelines.serving.cli_support import PORT, POSITIVE, cli_errors, registered_model
+from june_pipelines.serving.cli_support import PORT, POSITIVE, cli_errors, given, registered_model
 
 RUNNERS = click.Choice(["docker", "local"])
 QUANTIZATIONS = click.Choice(["none", "fp8", "int4_awq", "int8_wo"])
@@ -122,26 +122,16 @@ def build_cmd(
     trt = _resource(runner, image, examples_dir, work_dir)
     store = ModelStoreResource(cache_dir=str(cache_dir) if cache_dir else None)
     layout = trt.layout(model, store)
-    ckpt_overrides = {
-        k: v
-        for k, v in (
-            ("quantization", quantization),
-            ("calib_size", calib_size),
-            ("tp_size", tp_size),
-            ("calib_dataset", str(calib_dataset) if calib_dataset else None),
-        )
-        if v is not None
-    }
-    build_overrides = {
-        k: v
-        for k, v in (
-            ("max_batch_size", max_batch_size),
-            ("max_input_len", max_input_len),
-            ("max_seq_len", max_seq_len),
-            ("max_num_tokens", max_num_tokens),
-        )
-        if v is not None
-    }
+    ckpt_overrides = given(
+        quantization=quantization,
+        calib_size=calib_size,
+        tp_size=tp_size,
+        calib_dataset=str(calib_dataset) if calib_dataset else None,
+    )
+    build_overrides = given(
+        max_batch_size=max_batch_size, max_input_len=max_input_len, max_seq_len=max_seq_len,
+        max_num_tokens=max_num_tokens,
+    )
     with cli_errors():
         ckpt = steps.checkpoint_settings(model, ckpt_overrides)
         build = steps.build_settings(model, build_overrides, ckpt, layout.checkpoint_dir)

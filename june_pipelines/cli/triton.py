@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from june_pipelines.registry import ModelSpec
-from june_pipelines.serving.cli_support import PORT, POSITIVE, cli_errors, host_port, registered_model
+from june_pipelines.serving.cli_support import PORT, POSITIVE, cli_errors, given, host_port, registered_model
 
 
 @click.group("triton")
@@ -57,9 +57,8 @@ def repo_cmd(model: ModelSpec, out: Path, layout: str | None, tokenizer: Path | 
     trt = DockerTensorRTLLMResource(serve_image=image or DEFAULT_SERVE_IMAGE)
     store = ModelStoreResource(cache_dir=str(cache_dir) if cache_dir else None)
     model_layout = trt.layout(model, store, TritonResource(repository_dir=str(out)))
-    options = {"layout": layout, "max_batch_size": max_batch_size, "decoupled": decoupled, "bls": bls,
-               "triton_backend": backend, "engine_dir": engine_dir, "name_prefix": None if prefix else ""}
-    overrides = {k: v for k, v in options.items() if v is not None}
+    overrides = given(layout=layout, max_batch_size=max_batch_size, decoupled=decoupled, bls=bls,
+                      triton_backend=backend, engine_dir=engine_dir, name_prefix=None if prefix else "")
     with cli_errors():
         if tokenizer is None and (layout or steps.repository_settings(model_layout).layout) == "inflight":
             try:

@@ -54,6 +54,13 @@ class DagsterUI:
         return body["data"]
 
     @staticmethod
+    def _expect(result: dict[str, Any], typename: str) -> dict[str, Any]:
+        """`result` if it is a `typename`; else the error it is, raised as a GraphQLError."""
+        if result["__typename"] != typename:
+            raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
+        return result
+
+    @staticmethod
     def _launched(result: dict[str, Any]) -> str:
         if result["__typename"] != "LaunchRunSuccess":
             detail = result.get("message") or json.dumps(result.get("errors") or result)
@@ -89,18 +96,14 @@ class DagsterUI:
             } }"""
         variables = {"params": {**REPOSITORY, "pipelineName": job}, "limit": limit}
         result = self.query(document, variables)["pipelineOrError"]
-        if result["__typename"] != "Pipeline":
-            raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
-        return list(result["runs"])
+        return list(self._expect(result, "Pipeline")["runs"])
 
     def run(self, run_id: str) -> dict[str, Any]:
         document = """query Run($runId: ID!) { runOrError(runId: $runId) {
             __typename ... on Run { runId status jobName tags { key value } }
             ... on RunNotFoundError { message } ... on PythonError { message } } }"""
         result = self.query(document, {"runId": run_id})["runOrError"]
-        if result["__typename"] != "Run":
-            raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
-        return dict(result)
+        return dict(self._expect(result, "Run"))
 
     def wait_for_run(self, run_id: str, timeout_s: float = 600.0, poll_s: float = 1.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -117,20 +120,15 @@ class DagsterUI:
         document = """mutation Start($selector: ScheduleSelector!) { startSchedule(scheduleSelector: $selector) {
             __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }"""
         result = self.query(document, {"selector": {**REPOSITORY, "scheduleName": name}})["startSchedule"]
-        if result["__typename"] != "ScheduleStateResult":
-            raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
-        return str(result["scheduleState"]["status"])
+        return str(self._expect(result, "ScheduleStateResult")["scheduleState"]["status"])
 
     def stop_schedule(self, name: str) -> str:
         """Turn a schedule off (its toggle in the UI); returns its new status."""
         lookup = """query Schedule($selector: ScheduleSelector!) { scheduleOrError(scheduleSelector: $selector) {
             __typename ... on Schedule { scheduleState { id } } ... on PythonError { message } } }"""
         found = self.query(lookup, {"selector": {**REPOSITORY, "scheduleName": name}})["scheduleOrError"]
-        if found["__typename"] != "Schedule":
-            raise GraphQLError(f"{found['__typename']}: {found.get('message', '')}")
+        self._expect(found, "Schedule")
         document = """mutation Stop($id: String!) { stopRunningSchedule(id: $id) {
             __typename ... on ScheduleStateResult { scheduleState { status } } ... on PythonError { message } } }"""
         result = self.query(document, {"id": found["scheduleState"]["id"]})["stopRunningSchedule"]
-        if result["__typename"] != "ScheduleStateResult":
-            raise GraphQLError(f"{result['__typename']}: {result.get('message', '')}")
-        return str(result["scheduleState"]["status"])
+        return str(self._expect(result, "ScheduleStateResult")["scheduleState"]["status"])

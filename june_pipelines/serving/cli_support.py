@@ -20,6 +20,11 @@ PORT = click.IntRange(1, 65535)
 POSITIVE = click.IntRange(min=1)
 
 
+def given(**options: object) -> dict[str, object]:
+    """The options set on the command line, as settings overrides (None: not given)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def registered_model(ctx: click.Context, param: click.Parameter, value: str) -> ModelSpec:
     """Click callback: MODEL must be in the registry."""
     try:

@@ -149,12 +149,9 @@ def _scalar(name: str, data_type: str, optional: bool = True) -> Tensor:
     return Tensor(name, data_type, (1,), optional=optional, reshape=())
 
 
-def _ensemble_inputs() -> list[Tensor]:
+def _sampling_inputs() -> list[Tensor]:
+    """The word lists and sampling parameters of a request, taken alike by the ensemble and the BLS model."""
     return [
-        _t("text_input", "TYPE_STRING", (1,), optional=False),
-        _t("decoder_text_input", "TYPE_STRING", (1,)),
-        _t("max_tokens", "TYPE_INT32", (1,), optional=False),
-        _t("num_return_sequences", "TYPE_INT32", (1,)),
         _t("bad_words", "TYPE_STRING", (-1,)),
         _t("stop_words", "TYPE_STRING", (-1,)),
         _t("exclude_input_in_output", "TYPE_BOOL", (1,)),
@@ -169,6 +166,16 @@ def _ensemble_inputs() -> list[Tensor]:
         _t("presence_penalty", "TYPE_FP32", (1,)),
         _t("frequency_penalty", "TYPE_FP32", (1,)),
         _t("seed", "TYPE_UINT64", (1,)),
+    ]
+
+
+def _ensemble_inputs() -> list[Tensor]:
+    return [
+        _t("text_input", "TYPE_STRING", (1,), optional=False),
+        _t("decoder_text_input", "TYPE_STRING", (1,)),
+        _t("max_tokens", "TYPE_INT32", (1,), optional=False),
+        _t("num_return_sequences", "TYPE_INT32", (1,)),
+        *_sampling_inputs(),
         _t("return_log_probs", "TYPE_BOOL", (1,)),
         _t("return_context_logits", "TYPE_BOOL", (1,)),
         _t("return_generation_logits", "TYPE_BOOL", (1,)),
@@ -207,16 +214,23 @@ _STATS_OUTPUTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _text_outputs(s: TritonRepoSettings) -> list[Tensor]:
-    """The outputs the ensemble and the BLS model share."""
+def _passed_on_outputs(s: TritonRepoSettings) -> list[Tensor]:
+    """Log probs, logits and indices of the tensorrt_llm model, which the ensemble and the BLS model pass on."""
     return [
-        Tensor("text_output", "TYPE_STRING", (-1,)),
         Tensor("cum_log_probs", "TYPE_FP32", (-1,)),
         Tensor("output_log_probs", "TYPE_FP32", (-1, -1)),
         Tensor("context_logits", s.logits_datatype, (-1, -1)),
         Tensor("generation_logits", s.logits_datatype, (-1, -1, -1)),
         Tensor("batch_index", "TYPE_INT32", (1,)),
         Tensor("sequence_index", "TYPE_INT32", (1,)),
+    ]
+
+
+def _text_outputs(s: TritonRepoSettings) -> list[Tensor]:
+    """The outputs the ensemble and the BLS model share."""
+    return [
+        Tensor("text_output", "TYPE_STRING", (-1,)),
+        *_passed_on_outputs(s),
         *(Tensor(name, dtype, (1,)) for name, dtype in _STATS_OUTPUTS),
     ]
 
@@ -280,12 +294,7 @@ def _trtllm_outputs(s: TritonRepoSettings) -> list[Tensor]:
     return [
         Tensor("output_ids", "TYPE_INT32", (-1, -1)),
         Tensor("sequence_length", "TYPE_INT32", (-1,)),
-        Tensor("cum_log_probs", "TYPE_FP32", (-1,)),
-        Tensor("output_log_probs", "TYPE_FP32", (-1, -1)),
-        Tensor("context_logits", s.logits_datatype, (-1, -1)),
-        Tensor("generation_logits", s.logits_datatype, (-1, -1, -1)),
-        Tensor("batch_index", "TYPE_INT32", (1,)),
-        Tensor("sequence_index", "TYPE_INT32", (1,)),
+        *_passed_on_outputs(s),
         Tensor("context_phase_params", "TYPE_UINT8", (-1,)),
         *(Tensor(name, dtype, (1,)) for name, dtype in _STATS_OUTPUTS),
     ]
@@ -519,20 +528,7 @@ def _bls_inputs() -> list[Tensor]:
         _t("image_url_input", "TYPE_STRING", (1,)),
         _t("video_bytes_input", "TYPE_UINT8", (-1, -1, -1, -1)),
         _t("max_tokens", "TYPE_INT32", (1,), optional=False),
-        _t("bad_words", "TYPE_STRING", (-1,)),
-        _t("stop_words", "TYPE_STRING", (-1,)),
-        _t("exclude_input_in_output", "TYPE_BOOL", (1,)),
-        _t("end_id", "TYPE_INT32", (1,)),
-        _t("pad_id", "TYPE_INT32", (1,)),
-        _t("top_k", "TYPE_INT32", (1,)),
-        _t("top_p", "TYPE_FP32", (1,)),
-        _t("temperature", "TYPE_FP32", (1,)),
-        _t("length_penalty", "TYPE_FP32", (1,)),
-        _t("repetition_penalty", "TYPE_FP32", (1,)),
-        _t("min_tokens", "TYPE_INT32", (1,)),
-        _t("presence_penalty", "TYPE_FP32", (1,)),
-        _t("frequency_penalty", "TYPE_FP32", (1,)),
-        _t("seed", "TYPE_UINT64", (1,)),
+        *_sampling_inputs(),
         _scalar("return_log_probs", "TYPE_BOOL"),
         _scalar("return_context_logits", "TYPE_BOOL"),
         _scalar("return_generation_logits", "TYPE_BOOL"),

@@ -8,7 +8,8 @@ Nothing heavy is imported until `load()` is called.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import dagster as dg
 from pydantic import Field
@@ -24,11 +25,23 @@ _CACHE: dict[tuple[str, tuple[Any, ...]], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def _cached(kind: str, key: tuple[Any, ...], build: Any) -> Any:
+class _Model(Protocol):
+    def warmup(self) -> None: ...
+
+
+M = TypeVar("M", bound=_Model)
+
+
+def _loaded(kind: str, model: Callable[[Any], M], opts: Any, warmup: bool) -> M:
+    """The process's one `model(opts)` for these options, built (and warmed up) on first use."""
+    key = (kind, tuple(sorted(vars(opts).items())))
     with _CACHE_LOCK:
-        if (kind, key) not in _CACHE:
-            _CACHE[(kind, key)] = build()
-        return _CACHE[(kind, key)]
+        if key not in _CACHE:
+            built = model(opts)
+            if warmup:
+                built.warmup()
+            _CACHE[key] = built
+        return _CACHE[key]
 
 
 class STTResource(dg.ConfigurableResource):
@@ -60,15 +73,7 @@ class STTResource(dg.ConfigurableResource):
     def load(self, warmup: bool = True) -> SpeechToText:
         from june_pipelines.voice.stt import SpeechToText
 
-        opts = self.options()
-
-        def build() -> SpeechToText:
-            model = SpeechToText(opts)
-            if warmup:
-                model.warmup()
-            return model
-
-        return _cached("stt", tuple(sorted(vars(opts).items())), build)
+        return _loaded("stt", SpeechToText, self.options(), warmup)
 
 
 class TTSResource(dg.ConfigurableResource):
@@ -101,15 +106,7 @@ class TTSResource(dg.ConfigurableResource):
     def load(self, warmup: bool = True) -> TextToSpeech:
         from june_pipelines.voice.tts import TextToSpeech
 
-        opts = self.options()
-
-        def build() -> TextToSpeech:
-            voice = TextToSpeech(opts)
-            if warmup:
-                voice.warmup()
-            return voice
-
-        return _cached("tts", tuple(sorted(vars(opts).items())), build)
+        return _loaded("tts", TextToSpeech, self.options(), warmup)
 
 
 class ConversationMemoryResource(dg.ConfigurableResource):

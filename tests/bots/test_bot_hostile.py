@@ -30,6 +30,16 @@ def telegram_gateway(api: FakeBotAPI, pipeline, inbox: Inbox) -> TelegramGateway
     return TelegramGateway(config, pipeline, inbox)
 
 
+async def serve_until_alice_is_answered(api: FakeBotAPI, pipeline, tmp_path: Path) -> None:
+    """Run a gateway (a fresh inbox) until it has sent Alice a message, then stop it."""
+    gw = telegram_gateway(api, pipeline, Inbox(tmp_path / "inbox.sqlite"))
+    await gw.start()
+    try:
+        await api.wait_for(lambda: api.sent("sendMessage", ALICE))
+    finally:
+        await gw.stop()
+
+
 def bad_update(text: str) -> dict:
     """A `message` without `date`: python-telegram-bot fails to parse the whole batch it is in."""
     return {"message": {"message_id": 77, "chat": {"id": ALICE, "type": "private"},
@@ -77,12 +87,7 @@ async def test_voice_download_stops_at_the_limit_whatever_sizes_are_declared(api
     update = await api.send_voice_update(ALICE, huge, file_size=1000)  # the update lies ...
     file_id = update["message"]["voice"]["file_id"]
     api.file_size_override[file_id] = 1000  # ... and so does getFile
-    gw = telegram_gateway(api, make_pipeline(), Inbox(tmp_path / "inbox.sqlite"))
-    await gw.start()
-    try:
-        await api.wait_for(lambda: api.sent("sendMessage", ALICE))
-    finally:
-        await gw.stop()
+    await serve_until_alice_is_answered(api, make_pipeline(), tmp_path)
     (reply,) = (c.params["text"] for c in api.sent("sendMessage", ALICE))
     assert reply == f"That audio file is too large; the limit is {limit.download_mb}."
     (served,) = api.served.values()
@@ -94,12 +99,7 @@ async def test_voice_download_stops_at_the_limit_whatever_sizes_are_declared(api
 async def test_the_size_limit_is_one_number_in_docs_and_messages(api, make_pipeline, spoken_question, tmp_path):
     limit = LIMITS["telegram"]
     await api.send_voice_update(ALICE, spoken_question, file_size=limit.download_bytes + 1)
-    gw = telegram_gateway(api, make_pipeline(), Inbox(tmp_path / "inbox.sqlite"))
-    await gw.start()
-    try:
-        await api.wait_for(lambda: api.sent("sendMessage", ALICE))
-    finally:
-        await gw.stop()
+    await serve_until_alice_is_answered(api, make_pipeline(), tmp_path)
     assert limit.download_mb == "20 MB"
     assert api.sent("sendMessage", ALICE)[0].params["text"].endswith(f"the limit is {limit.download_mb}.")
     docs = (REPO / "docs" / "VOICE.md").read_text()

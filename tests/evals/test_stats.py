@@ -330,6 +330,12 @@ def _correlated_runs(rng: np.random.Generator, tasks: int, shift: float) -> tupl
     return (ua < pa).astype(float), (ub < pb).astype(float)
 
 
+def _reruns(rng: np.random.Generator, tasks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pass/fail outcomes of two runs of one model: the same per-task rates, independent noise."""
+    rates = rng.beta(0.5, 0.5, tasks)
+    return (rng.random(tasks) < rates).astype(float), (rng.random(tasks) < rates).astype(float)
+
+
 @pytest.mark.parametrize("shift", [0.0, -0.3])
 def test_paired_intervals_cover_the_true_difference(shift: float) -> None:
     truth_a, truth_b = _model_rates(np.random.default_rng(0), 2_000_000, shift)
@@ -350,8 +356,7 @@ def test_p_value_is_calibrated_under_no_difference() -> None:
     rng = np.random.default_rng(17)
     runs, rejected = 1000, 0
     for _ in range(runs):
-        rates = rng.beta(0.5, 0.5, 164)
-        a, b = (rng.random(164) < rates).astype(float), (rng.random(164) < rates).astype(float)
+        a, b = _reruns(rng, 164)
         rejected += stats.compare(a, b, resamples=200).p_value < 0.05
     assert rejected / runs <= 0.065  # McNemar's exact test is conservative: below 0.05 in expectation
 
@@ -421,8 +426,7 @@ def test_gate_false_alarm_rate_under_noise() -> None:
     rng = np.random.default_rng(23)
     runs, fired = 300, 0
     for run in range(runs):
-        rates = rng.beta(0.5, 0.5, 164)
-        a, b = (rng.random(164) < rates).astype(float), (rng.random(164) < rates).astype(float)
+        a, b = _reruns(rng, 164)
         fired += stats.regression_gate(_counts(a), _counts(b), resamples=1000, seed=run).regressed
     assert fired / runs <= 0.04  # one-sided: about half of a 5% two-sided test
 

@@ -116,10 +116,8 @@ lookahead_window_size INT32 [1] opt ragged
 lookahead_ngram_size INT32 [1] opt ragged
 lookahead_verification_set_size INT32 [1] opt ragged
 """)
-_STATS = """
-kv_cache_alloc_new_blocks INT32 [1]
-kv_cache_reused_blocks INT32 [1]
-kv_cache_alloc_total_blocks INT32 [1]
+# Request timings and draft-token counts: the llmapi model reports them too.
+_TIMINGS = """
 arrival_time_ns INT64 [1]
 first_scheduled_time_ns INT64 [1]
 first_token_time_ns INT64 [1]
@@ -127,18 +125,28 @@ last_token_time_ns INT64 [1]
 acceptance_rate FP32 [1]
 total_accepted_draft_tokens INT32 [1]
 total_draft_tokens INT32 [1]
+"""
+_STATS = """
+kv_cache_alloc_new_blocks INT32 [1]
+kv_cache_reused_blocks INT32 [1]
+kv_cache_alloc_total_blocks INT32 [1]
+""" + _TIMINGS + """
 num_input_tokens INT32 [1]
 num_output_tokens INT32 [1]
 """
-TENSORRT_LLM_OUTPUTS = _parse("""
-output_ids INT32 [-1,-1]
-sequence_length INT32 [-1]
+# Log probs, logits and indices of the tensorrt_llm model, which the ensemble and the BLS model pass on.
+_PASSED_ON = """
 cum_log_probs FP32 [-1]
 output_log_probs FP32 [-1,-1]
 context_logits FP32 [-1,-1]
 generation_logits FP32 [-1,-1,-1]
 batch_index INT32 [1]
 sequence_index INT32 [1]
+"""
+TENSORRT_LLM_OUTPUTS = _parse("""
+output_ids INT32 [-1,-1]
+sequence_length INT32 [-1]
+""" + _PASSED_ON + """
 context_phase_params UINT8 [-1]
 """ + _STATS)
 
@@ -168,12 +176,8 @@ TENSORRT_LLM_REQUIRED_PARAMETERS = [
 TENSORRT_LLM_FORBIDDEN_PARAMETERS = ["worker_path"]
 EXECUTOR_WORKER_PATH = "/opt/tritonserver/backends/tensorrtllm/trtllmExecutorWorker"
 
-# ---- ensemble ------------------------------------------------------------------------------------
-ENSEMBLE_INPUTS = _parse("""
-text_input STRING [1]
-decoder_text_input STRING [1] opt
-max_tokens INT32 [1]
-num_return_sequences INT32 [1] opt
+# Word lists and sampling parameters: the ensemble and the BLS model list them alike.
+_SAMPLING = """
 bad_words STRING [-1] opt
 stop_words STRING [-1] opt
 exclude_input_in_output BOOL [1] opt
@@ -188,6 +192,15 @@ min_tokens INT32 [1] opt
 presence_penalty FP32 [1] opt
 frequency_penalty FP32 [1] opt
 seed UINT64 [1] opt
+"""
+
+# ---- ensemble ------------------------------------------------------------------------------------
+ENSEMBLE_INPUTS = _parse("""
+text_input STRING [1]
+decoder_text_input STRING [1] opt
+max_tokens INT32 [1]
+num_return_sequences INT32 [1] opt
+""" + _SAMPLING + """
 return_log_probs BOOL [1] opt
 return_context_logits BOOL [1] opt
 return_generation_logits BOOL [1] opt
@@ -209,12 +222,7 @@ guided_decoding_guide STRING [1] opt ragged
 """)
 _TEXT_OUTPUTS = """
 text_output STRING [-1]
-cum_log_probs FP32 [-1]
-output_log_probs FP32 [-1,-1]
-context_logits FP32 [-1,-1]
-generation_logits FP32 [-1,-1,-1]
-batch_index INT32 [1]
-sequence_index INT32 [1]
+""" + _PASSED_ON + """
 """ + _STATS
 # (upstream's ensemble lists kv_cache_alloc_total_blocks twice; Triton keeps one)
 ENSEMBLE_OUTPUTS = _parse(_TEXT_OUTPUTS)
@@ -294,20 +302,7 @@ image_bytes_input UINT8 [-1,-1,-1,-1] opt
 image_url_input STRING [1] opt
 video_bytes_input UINT8 [-1,-1,-1,-1] opt
 max_tokens INT32 [1]
-bad_words STRING [-1] opt
-stop_words STRING [-1] opt
-exclude_input_in_output BOOL [1] opt
-end_id INT32 [1] opt
-pad_id INT32 [1] opt
-top_k INT32 [1] opt
-top_p FP32 [1] opt
-temperature FP32 [1] opt
-length_penalty FP32 [1] opt
-repetition_penalty FP32 [1] opt
-min_tokens INT32 [1] opt
-presence_penalty FP32 [1] opt
-frequency_penalty FP32 [1] opt
-seed UINT64 [1] opt
+""" + _SAMPLING + """
 return_log_probs BOOL [1] opt scalar
 return_context_logits BOOL [1] opt scalar
 return_generation_logits BOOL [1] opt scalar
@@ -368,14 +363,7 @@ kv_cache_missed_block INT32 [-1]
 kv_cache_alloc_new_blocks INT32 [-1]
 kv_cache_alloc_total_blocks INT32 [-1]
 kv_cache_hit_rate FP32 [-1]
-arrival_time_ns INT64 [1]
-first_scheduled_time_ns INT64 [1]
-first_token_time_ns INT64 [1]
-last_token_time_ns INT64 [1]
-acceptance_rate FP32 [1]
-total_accepted_draft_tokens INT32 [1]
-total_draft_tokens INT32 [1]
-""")
+""" + _TIMINGS)
 LLMAPI_VERSION_FILES = ["helpers.py", "model.py", "model.yaml"]  # all_models/llmapi/tensorrt_llm/1/
 LLMAPI_MAX_BATCH_SIZE = 0  # model.yaml triton_config: "does not support batching"; config.pbtxt leaves it out
 LLMAPI_MODEL_YAML_KEYS = ["model", "backend", "tensor_parallel_size", "pipeline_parallel_size", "triton_config"]
