@@ -32,7 +32,7 @@ TASK_FACTOR = 4.0
 REFERENCE_TASK_S = 120.0  # how long a canonical test-code program may take while it is timed
 # Part of every cache key: bump it when what a program sees in the sandbox, or how outputs are
 # graded, changes, so references and self-checks made by an older harness are not reused.
-HARNESS_VERSION = 2
+HARNESS_VERSION = 3
 
 
 class ReferenceMissing(LookupError):
