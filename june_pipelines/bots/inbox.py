@@ -15,6 +15,7 @@ sent. Statuses:
     processing -> queued -> processing ...       (a failed turn, retried after a backoff)
                -> dead_letter                    (after `max_attempts`, with the reason; `june bot dlq`)
                -> handed_over -> running -> done | failed   (a Dagster run answers)
+                                 running -> handed_over (the step's retry) | dead_letter
 
 Claims are leases: `received` and `processing` rows belong to one process (`owner`) until
 `lease_until`, and the owner renews the lease while its turn runs. Another gateway takes a message
@@ -479,6 +480,19 @@ class Inbox:
             " WHERE platform=? AND message_id=? AND status='handed_over'",
             (self.owner, platform, message_id),
         ) == 1
+
+    def release_run(self, platform: str, message_id: str, error: str) -> str:
+        """A run's attempt at a handed-over message failed: back to `handed_over` for the step's
+        retry, or, out of attempts, a dead letter with the reason (listed and retried by `june bot
+        dlq`). Returns the new status ('' if the message was not this run's)."""
+        self._run(
+            "UPDATE bot_messages SET status=CASE WHEN attempts >= ? THEN 'dead_letter' ELSE 'handed_over' END,"
+            " owner='', last_error=?, updated_at={now}"
+            " WHERE platform=? AND message_id=? AND owner=? AND status='running'",
+            (self.max_attempts, error, platform, message_id, self.owner),
+        )
+        item = self.get(platform, message_id)
+        return item.status if item is not None and item.status in ("handed_over", "dead_letter") else ""
 
     def handed_over_after(self, seq: int, limit: int = 100) -> list[tuple[int, InboxItem]]:
         """Messages handed over after cursor `seq`, oldest first: (seq, item)."""

@@ -6,7 +6,10 @@ turns that need code execution `handed_over`; this sensor launches one run per s
 (`run_key` = platform message id, so never twice; the cursor is the hand-over sequence number),
 with a higher `dagster/priority` than evaluations. The run's LLM step is in the `gpu` pool, and
 it answers through the platform's client resource (`telegram` or `discord`). There is one job per
-platform, so that each run needs only its own platform's token.
+platform, so that each run needs only its own platform's token. A turn that fails (the model or the
+sandbox away) is retried by the step's `LIVE_TURN` policy, the message handed back for it; out of
+the inbox's attempts, the message becomes a dead letter (`june bot dlq`) and the run fails, which
+the run-failure alert reports.
 """
 
 import time
@@ -24,6 +27,7 @@ from june_pipelines.bots.resources import (
     platform_clients,
 )
 from june_pipelines.inference.resources import LLMResource
+from june_pipelines.retries import LIVE_TURN
 from june_pipelines.sandboxes.resources import SandboxResource
 from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
 
@@ -57,11 +61,21 @@ def _answer(
         assert item is not None
         conversation = memory.open()
         try:
-            with build_pipeline(None, tts, llm, sandbox, memory=conversation) as pipeline:
-                result = pipeline.turn(
-                    f"{item.platform}:{item.user_id}", text=item.transcript, want_audio=item.kind != "text",
-                    platform=item.platform, message_id=item.message_id, input_kind=item.kind,
-                )
+            try:
+                with build_pipeline(None, tts, llm, sandbox, memory=conversation) as pipeline:
+                    result = pipeline.turn(
+                        f"{item.platform}:{item.user_id}", text=item.transcript, want_audio=item.kind != "text",
+                        platform=item.platform, message_id=item.message_id, input_kind=item.kind,
+                    )
+            except Exception as exc:  # the model or the sandbox failed: the step's retry, or a dead letter
+                status = box.release_run(item.platform, item.message_id, f"{type(exc).__name__}: {exc}"[:500])
+                now = status or "no longer this run's"
+                context.log.warning(f"the turn for message {item.message_id} failed ({type(exc).__name__});"
+                                    f" the message is now {now}")
+                if status == "dead_letter":
+                    raise dg.Failure(f"message {item.message_id} is a dead letter after {item.attempts} attempts:"
+                                     f" {type(exc).__name__}", allow_retries=False) from exc
+                raise
             try:
                 chat.deliver(box, item, result.reply, result.audio, result.audio_duration_s)
             except Exception as exc:
@@ -86,7 +100,7 @@ def _answer(
     )
 
 
-@dg.op(pool="gpu", tags=TURN_TAGS)
+@dg.op(pool="gpu", tags=TURN_TAGS, retry_policy=LIVE_TURN)
 def telegram_agentic_turn(
     context: dg.OpExecutionContext, config: BotTurnConfig, llm: LLMResource, sandbox: SandboxResource,
     tts: TTSResource, inbox: InboxResource, memory: ConversationMemoryResource, telegram: TelegramClientResource,
@@ -95,7 +109,7 @@ def telegram_agentic_turn(
     return _answer(context, config, llm, sandbox, tts, inbox, memory, telegram)
 
 
-@dg.op(pool="gpu", tags=TURN_TAGS)
+@dg.op(pool="gpu", tags=TURN_TAGS, retry_policy=LIVE_TURN)
 def discord_agentic_turn(
     context: dg.OpExecutionContext, config: BotTurnConfig, llm: LLMResource, sandbox: SandboxResource,
     tts: TTSResource, inbox: InboxResource, memory: ConversationMemoryResource, discord: DiscordClientResource,

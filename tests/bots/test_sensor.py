@@ -105,3 +105,32 @@ async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline,
         bot_turn_job.execute_in_process, run_config=request.run_config, resources=resources, instance=instance
     )
     assert again.success and len(api.sent("sendMessage", 111)) == 2
+
+
+def test_a_turn_whose_model_is_down_is_retried_then_becomes_a_dead_letter(tmp_path, api):
+    """The run's step retries (LIVE_TURN) with the message handed back each time; when the inbox's
+    attempts are spent the message is a dead letter with the reason, not left `running` forever."""
+    from june_pipelines.cli.runs import free_port
+    from june_pipelines.inference.resources import OpenAICompatLLMResource
+    from june_pipelines.sandboxes.resources import ProcessSandboxResource
+    from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
+
+    db = tmp_path / "inbox.sqlite"
+    hand_over(Inbox(db), "telegram", "5:1", "Run this python code: print(1)")
+    instance = dg.DagsterInstance.ephemeral()
+    (request,) = tick(instance, db).run_requests
+    down = OpenAICompatLLMResource(base_url=f"http://127.0.0.1:{free_port()}/v1", timeout_s=2, max_retries=0)
+    resources = {
+        "llm": down, "sandbox": ProcessSandboxResource(), "tts": TTSResource(),
+        "inbox": InboxResource(path=str(db)), "memory": ConversationMemoryResource(path=str(tmp_path / "m.sqlite")),
+        "telegram": TelegramClientResource(token=TOKEN, base_url=api.base_url),
+    }
+    job = turn_jobs["telegram"]
+    result = job.execute_in_process(run_config=request.run_config, resources=resources, instance=instance,
+                                    raise_on_error=False)
+    assert not result.success
+    retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert len(retries) == 1  # claimed once by the gateway, so the run had two of the three attempts
+    (item,) = Inbox(db).dead_letters("telegram")
+    assert item.message_id == "5:1" and item.attempts == 3 and item.last_error
+    assert api.sent("sendMessage", 111) == []  # nothing was answered, and nothing twice
