@@ -45,14 +45,16 @@ class ChatClientResource(dg.ConfigurableResource):
         raise NotImplementedError
 
     def deliver(
-        self, inbox: Inbox, item: InboxItem, text: str, audio: bytes | None = None, audio_s: float = 0.0
+        self, inbox: Inbox, item: InboxItem, text: str, audio: bytes | None = None, audio_s: float = 0.0,
+        tag: str = "",
     ) -> None:
-        """Send a reply to `item`, recording each part in the inbox (parts already sent are skipped)."""
+        """Send a reply to `item`, recording each part in the inbox (parts already sent are skipped;
+        `tag` names parts of another kind, e.g. the apology for a dead letter)."""
         from june_pipelines.bots.core import send_reply
 
         async def send() -> None:
             async with self.adapter() as adapter:
-                await send_reply(adapter, inbox, item, text, audio, audio_s)
+                await send_reply(adapter, inbox, item, text, audio, audio_s, tag=tag)
 
         asyncio.run(send())
 

@@ -73,6 +73,7 @@ def _answer(
                 context.log.warning(f"the turn for message {item.message_id} failed ({type(exc).__name__});"
                                     f" the message is now {now}")
                 if status == "dead_letter":
+                    _apologize(context, chat, box, item)
                     raise dg.Failure(f"message {item.message_id} is a dead letter after {item.attempts} attempts:"
                                      f" {type(exc).__name__}", allow_retries=False) from exc
                 raise
@@ -98,6 +99,16 @@ def _answer(
             "handed_over_to_start_s": round(waited_s, 2),
         },
     )
+
+
+def _apologize(context: dg.OpExecutionContext, chat: ChatClientResource, box: Any, item: Any) -> None:
+    """Tell the user their message will not be answered (as the gateways do for their dead letters)."""
+    from june_pipelines.bots.core import FAILURE
+
+    try:
+        chat.deliver(box, item, FAILURE, tag="failure:")
+    except Exception as exc:
+        context.log.warning(f"could not apologize for message {item.message_id}: {type(exc).__name__}")
 
 
 @dg.op(pool="gpu", tags=TURN_TAGS, retry_policy=LIVE_TURN)

@@ -107,7 +107,8 @@ async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline,
     assert again.success and len(api.sent("sendMessage", 111)) == 2
 
 
-def test_a_turn_whose_model_is_down_is_retried_then_becomes_a_dead_letter(tmp_path, api):
+@pytest.mark.asyncio(loop_scope="function")
+async def test_a_turn_whose_model_is_down_is_retried_then_becomes_a_dead_letter(tmp_path, api):
     """The run's step retries (LIVE_TURN) with the message handed back each time; when the inbox's
     attempts are spent the message is a dead letter with the reason, not left `running` forever."""
     from june_pipelines.cli.runs import free_port
@@ -126,11 +127,14 @@ def test_a_turn_whose_model_is_down_is_retried_then_becomes_a_dead_letter(tmp_pa
         "telegram": TelegramClientResource(token=TOKEN, base_url=api.base_url),
     }
     job = turn_jobs["telegram"]
-    result = job.execute_in_process(run_config=request.run_config, resources=resources, instance=instance,
-                                    raise_on_error=False)
+    result = await asyncio.to_thread(job.execute_in_process, run_config=request.run_config, resources=resources,
+                                     instance=instance, raise_on_error=False)
     assert not result.success
     retries = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
     assert len(retries) == 1  # claimed once by the gateway, so the run had two of the three attempts
     (item,) = Inbox(db).dead_letters("telegram")
     assert item.message_id == "5:1" and item.attempts == 3 and item.last_error
-    assert api.sent("sendMessage", 111) == []  # nothing was answered, and nothing twice
+    from june_pipelines.bots.core import FAILURE
+
+    (apology,) = api.sent("sendMessage", 5)  # once, on the last attempt: the user is told
+    assert apology.params["text"] == FAILURE
