@@ -111,6 +111,7 @@ async def test_handed_over_turn_is_answered_by_a_dagster_run(api, make_pipeline,
 async def test_a_turn_whose_model_is_down_is_retried_then_becomes_a_dead_letter(tmp_path, api):
     """The run's step retries (LIVE_TURN) with the message handed back each time; when the inbox's
     attempts are spent the message is a dead letter with the reason, not left `running` forever."""
+    from june_pipelines.bots.core import FAILURE
     from june_pipelines.cli.runs import free_port
     from june_pipelines.inference.resources import OpenAICompatLLMResource
     from june_pipelines.sandboxes.resources import ProcessSandboxResource
@@ -134,7 +135,5 @@ async def test_a_turn_whose_model_is_down_is_retried_then_becomes_a_dead_letter(
     assert len(retries) == 1  # claimed once by the gateway, so the run had two of the three attempts
     (item,) = Inbox(db).dead_letters("telegram")
     assert item.message_id == "5:1" and item.attempts == 3 and item.last_error
-    from june_pipelines.bots.core import FAILURE
-
     (apology,) = api.sent("sendMessage", 5)  # once, on the last attempt: the user is told
     assert apology.params["text"] == FAILURE
