@@ -37,6 +37,19 @@ class Progress:
         if done == total:
             self.close()
 
+    def counter(self, total: int, calls_per_item: int = 1) -> Callable[[object], None]:
+        """A callback for work that reports each finished piece (`on_result`, `on_verdict`): every
+        call counts one; `calls_per_item` calls make one of the `total` items."""
+        calls = 0
+
+        def tick(_: object) -> None:
+            nonlocal calls
+            calls += 1
+            if calls % calls_per_item == 0:
+                self(calls // calls_per_item, total)
+
+        return tick
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

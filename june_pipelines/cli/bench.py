@@ -219,14 +219,7 @@ def _bench_plus(kind: str, samples: int, source: str | None) -> None:
         t0 = time.monotonic()
         refs = references.compute(problems, backend, resource.limits(), name, Progress("june references"))
         june_refs = time.monotonic() - t0
-        progress = Progress("june scoring")
-        done = 0
-
-        def tick(_: object) -> None:
-            nonlocal done
-            done += 1
-            progress(done, len(june_samples))
-
+        tick = Progress("june scoring").counter(len(june_samples))
         t0 = time.monotonic()
         verdicts = score(june_samples, by_id, backend, resource.limits(), refs, tick)
         june_eval = time.monotonic() - t0

@@ -169,15 +169,7 @@ def _score(indexed: list[Any], by_id: dict[str, Any], sandbox_kind: str | None, 
                 click.echo(f"reference outputs and time limits for {len(needed)} tasks computed and cached", err=True)
         else:
             limits = dataclasses.replace(limits, timeout_s=timeout)
-        progress = Progress("scoring")
-        done = 0
-
-        def tick(_: object) -> None:
-            nonlocal done
-            done += 1
-            progress(done, len(indexed))
-
-        results = score(indexed, by_id, backend, limits, refs, tick)
+        results = score(indexed, by_id, backend, limits, refs, Progress("scoring").counter(len(indexed)))
     return results, backend_name
 
 
