@@ -10,7 +10,8 @@ def test_counter_reports_items_from_callbacks_and_logs_per_batch_and_at_the_end(
     tick = Progress("scoring", lines.append, every=2).counter(5)
     for _ in range(5):
         tick(object())
-    assert [line.split(" (")[0] for line in lines] == ["scoring: 2/5", "scoring: 4/5", "scoring: 5/5"]
+    # the first item, then every second, and the last
+    assert [line.split(" (")[0] for line in lines] == ["scoring: 1/5", "scoring: 3/5", "scoring: 5/5"]
 
 
 def test_counter_with_several_calls_per_item() -> None:
