@@ -191,7 +191,7 @@ def _bench_plus(kind: str, samples: int, source: str | None) -> None:
     june_samples = [Sample(p.task_id, p.canonical_solution, i) for i, p in enumerate(chosen)]
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "HumanEvalPlus.jsonl")
-        _decompressed(source, data)
+        _release_subset(source, data, {p.task_id for p in chosen})
         samples_file = os.path.join(tmp, "samples.jsonl")
         with open(samples_file, "w") as f:
             for p in chosen:
@@ -202,22 +202,17 @@ def _bench_plus(kind: str, samples: int, source: str | None) -> None:
         # First run: EvalPlus computes (and caches) its expected outputs; the second is its evaluation.
         # (EvalPlus asks on stdin before replacing its results file: remove it in between.)
         results_file = samples_file.replace(".jsonl", "_eval_results.json")
-        t0 = time.monotonic()
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        evalplus_first = time.monotonic() - t0
+        evalplus_first, _, _ = _evalplus_run(command, env, results_file)
         os.remove(results_file)
-        t0 = time.monotonic()
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        evalplus_eval = time.monotonic() - t0
-        with open(results_file) as handle:
-            results = json.load(handle)["eval"]
+        evalplus_eval, evalplus_exit, results = _evalplus_run(command, env, results_file)
     evalplus_passed = sum(r["base_status"] == r["plus_status"] == "pass" for rs in results.values() for r in rs)
     resource = sandbox_resource_for(kind)
     with resource.open() as backend:
         backend.start()
         name = backend.info().backend
         t0 = time.monotonic()
-        refs = references.compute(problems, backend, resource.limits(), name, Progress("june references"))
+        tasks = list({p.task_id: p for p in chosen}.values())  # the benchmarked tasks, as EvalPlus gets them
+        refs = references.compute(tasks, backend, resource.limits(), name, Progress("june references"))
         june_refs = time.monotonic() - t0
         tick = Progress("june scoring").counter(len(june_samples))
         t0 = time.monotonic()
@@ -234,15 +229,49 @@ def _bench_plus(kind: str, samples: int, source: str | None) -> None:
         "benchmark": "humanevalplus", "sandbox": name, "samples": samples, "cores": cores,
         "june_per_s": round(june_rate, 3), "evalplus_per_s": round(evalplus_rate, 3),
         "ratio": round(june_rate / evalplus_rate, 2), "june_expected_outputs_s": round(june_refs, 1),
-        "evalplus_expected_outputs_and_eval_s": round(evalplus_first, 1),
+        "evalplus_expected_outputs_and_eval_s": round(evalplus_first, 1), "evalplus_eval_s": round(evalplus_eval, 2),
+        "evalplus_exit_s": round(evalplus_exit, 2),
         "june_passed": june_passed, "evalplus_passed": evalplus_passed,
     }))
 
 
-def _decompressed(source: str, target: str) -> None:
+def _evalplus_run(command: list[str], env: dict[str, str], results_file: str) -> tuple[float, float, dict]:
+    """Run EvalPlus; (seconds until its results file is written, seconds until it exits, results).
+
+    Its evaluation is timed to the results file: after writing it, `evalplus.evaluate` waits for a
+    non-daemon "stucking checker" thread that sleeps in 20 s steps, so its exit comes up to 20 s
+    after the work is done."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        written: float | None = None
+        results: dict | None = None
+        while True:
+            exited = proc.poll() is not None
+            if results is None and os.path.exists(results_file):
+                try:
+                    with open(results_file) as handle:
+                        results = json.load(handle)["eval"]
+                    written = time.monotonic() - started
+                except (ValueError, KeyError):  # still being written
+                    pass
+            if exited:
+                break
+            time.sleep(0.02)
+        if proc.returncode != 0 or results is None or written is None:
+            log.seek(0)
+            tail = log.read()[-2000:].decode(errors="replace")
+            raise click.ClickException(f"EvalPlus's harness failed (exit {proc.returncode}):\n{tail}")
+    return written, time.monotonic() - started, results
+
+
+def _release_subset(source: str, target: str, task_ids: set[str]) -> None:
+    """The release file's rows for `task_ids`, uncompressed: EvalPlus evaluates every task its data
+    file holds and refuses samples that leave one out, so it gets exactly the benchmarked tasks."""
     import gzip
-    import shutil
 
     opener = gzip.open if source.endswith(".gz") else open
-    with opener(source, "rb") as src, open(target, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+    with opener(source, "rt", encoding="utf-8") as src, open(target, "w", encoding="utf-8") as dst:
+        for line in src:
+            if line.strip() and json.loads(line)["task_id"] in task_ids:
+                dst.write(line if line.endswith("\n") else line + "\n")
