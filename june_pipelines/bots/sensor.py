@@ -13,7 +13,7 @@ the run-failure alert reports.
 """
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
@@ -30,6 +30,9 @@ from june_pipelines.inference.resources import LLMResource
 from june_pipelines.retries import LIVE_TURN
 from june_pipelines.sandboxes.resources import SandboxResource
 from june_pipelines.voice.resources import ConversationMemoryResource, TTSResource
+
+if TYPE_CHECKING:
+    from june_pipelines.bots.inbox import Inbox, InboxItem
 
 __all__ = ["InboxResource", "bot_sensor", "defs", "turn_jobs"]
 
@@ -101,7 +104,7 @@ def _answer(
     )
 
 
-def _apologize(context: dg.OpExecutionContext, chat: ChatClientResource, box: Any, item: Any) -> None:
+def _apologize(context: dg.OpExecutionContext, chat: ChatClientResource, box: "Inbox", item: "InboxItem") -> None:
     """Tell the user their message will not be answered (as the gateways do for their dead letters)."""
     from june_pipelines.bots.core import FAILURE
 

