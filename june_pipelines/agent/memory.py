@@ -175,10 +175,10 @@ CREATE INDEX IF NOT EXISTS turns_day ON turns (day);
 """
 # External-content FTS5 index over what was said and answered, kept in step by a trigger.
 _SQLITE_FTS = """
-CREATE VIRTUAL TABLE turns_fts USING fts5(
+CREATE VIRTUAL TABLE IF NOT EXISTS turns_fts USING fts5(
     transcript, reply, content='turns', content_rowid='id', tokenize='porter unicode61'
 );
-CREATE TRIGGER turns_fts_insert AFTER INSERT ON turns BEGIN
+CREATE TRIGGER IF NOT EXISTS turns_fts_insert AFTER INSERT ON turns BEGIN
     INSERT INTO turns_fts (rowid, transcript, reply) VALUES (new.id, new.transcript, new.reply);
 END;
 INSERT INTO turns_fts (turns_fts) VALUES ('rebuild');

@@ -38,6 +38,10 @@ def test_a_terminated_run_worker_is_retried_by_the_daemon_and_a_step_failure_is_
     workspace.write_text(yaml.safe_dump({"load_from": [{"python_file": str(JOBS)}]}))
     env = {**os.environ, "DAGSTER_HOME": str(home), "JUNE_TEST_LOST_WORKER_MARKER": str(tmp_path / "marker")}
     monkeypatch.setenv("DAGSTER_HOME", str(home))
+    # Create the instance's SQLite storage once, here: the daemon and `dagster job launch` starting
+    # on a fresh DAGSTER_HOME at the same moment race on its schema migration (alembic errors).
+    with dg.DagsterInstance.get():
+        pass
 
     log = (tmp_path / "daemon.log").open("wb")
     daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)], env=env, cwd=tmp_path,
